@@ -1,0 +1,32 @@
+# Each target builds (or refreshes) its own virtualenv from pyproject.toml first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint docs ci bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the main job: fetch a generated model from an embedded fake Hub
+	$(BIN)/modelfetch demo
+
+test: $(STAMP)  ## the whole test suite, on asyncio, uvloop and trio
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy --strict src
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+ci: lint test docs
+
+clean:
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache

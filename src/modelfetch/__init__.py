@@ -1,0 +1,82 @@
+"""modelfetch: fetch Hugging Face Hub model files from async code without blocking the loop.
+
+```python
+import modelfetch
+
+path = await modelfetch.fetch("org/model", "config.json")            # -> pathlib.Path
+folder = await modelfetch.snapshot("org/model", include=["*.json"])  # -> snapshot folder
+path = modelfetch.fetch_sync("org/model", "config.json")            # from sync code
+```
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._api import fetch as fetch
+from ._api import snapshot as snapshot
+from ._default import aclose_default_source as aclose_default_source
+from ._errors import AssetNotFoundError as AssetNotFoundError
+from ._errors import AuthenticationError as AuthenticationError
+from ._errors import BlockingCallError as BlockingCallError
+from ._errors import FetchError as FetchError
+from ._errors import IntegrityError as IntegrityError
+from ._errors import InvalidRequestError as InvalidRequestError
+from ._errors import OfflineError as OfflineError
+from ._errors import RepoNotFoundError as RepoNotFoundError
+from ._errors import RevisionNotFoundError as RevisionNotFoundError
+from ._errors import SnapshotError as SnapshotError
+from ._errors import SourceUnavailableError as SourceUnavailableError
+from ._errors import StorageError as StorageError
+from ._hub import HubSource as HubSource
+from ._progress import ProgressCallback as ProgressCallback
+from ._progress import ProgressEvent as ProgressEvent
+from ._progress import ProgressKind as ProgressKind
+from ._protocol import ModelAssetSource as ModelAssetSource
+from ._settings import Settings as Settings
+from ._sync import fetch_sync as fetch_sync
+from ._sync import shutdown_sync as shutdown_sync
+from ._sync import snapshot_sync as snapshot_sync
+from ._types import AssetRef as AssetRef
+from ._types import Origin as Origin
+from ._types import RepoFile as RepoFile
+from ._types import RepoListing as RepoListing
+from ._types import RepoRef as RepoRef
+from ._types import ResolvedAsset as ResolvedAsset
+
+try:
+    __version__ = version("modelfetch")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AssetNotFoundError",
+    "AssetRef",
+    "AuthenticationError",
+    "BlockingCallError",
+    "FetchError",
+    "HubSource",
+    "IntegrityError",
+    "InvalidRequestError",
+    "ModelAssetSource",
+    "OfflineError",
+    "Origin",
+    "ProgressCallback",
+    "ProgressEvent",
+    "ProgressKind",
+    "RepoFile",
+    "RepoListing",
+    "RepoNotFoundError",
+    "RepoRef",
+    "ResolvedAsset",
+    "RevisionNotFoundError",
+    "Settings",
+    "SnapshotError",
+    "SourceUnavailableError",
+    "StorageError",
+    "__version__",
+    "aclose_default_source",
+    "fetch",
+    "fetch_sync",
+    "shutdown_sync",
+    "snapshot",
+    "snapshot_sync",
+]

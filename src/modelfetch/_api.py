@@ -1,0 +1,151 @@
+"""`fetch` and `snapshot`: the async entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from ._default import default_source
+from ._errors import AssetNotFoundError, FetchError, SnapshotError
+from ._globs import filter_paths
+from ._hfcache import CacheLayout, write_ref
+from ._progress import ProgressCallback
+from ._protocol import ModelAssetSource
+from ._types import DEFAULT_REVISION, RepoRef, ResolvedAsset
+from ._validate import RepoType
+
+DEFAULT_SNAPSHOT_WORKERS = 8
+
+
+async def fetch(
+    repo_id: str,
+    filename: str,
+    *,
+    revision: str | None = None,
+    repo_type: RepoType = "model",
+    source: ModelAssetSource | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Fetch one file of a Hub repository and return its local path.
+
+    The event loop keeps running while bytes move.
+
+    Args:
+        repo_id: `namespace/name`.
+        filename: path of the file inside the repo, like `"config.json"`.
+        revision: branch, tag or commit id; `"main"` when omitted.
+        repo_type: `"model"`, `"dataset"` or `"space"`.
+        source: where to fetch from; the current event loop's default source when omitted.
+        progress: called with `ProgressEvent`s on the event loop thread.
+
+    Returns:
+        The file's snapshot path in the Hugging Face cache
+        (`.../models--org--name/snapshots/<commit>/<filename>`).
+
+    Raises:
+        FetchError: a subclass saying what failed (see `modelfetch.FetchError`).
+
+    Example:
+        ```python
+        config = await modelfetch.fetch("org/model", "config.json")
+        ```
+    """
+    ref = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type).asset(filename)
+    src = source if source is not None else default_source()
+    resolved = await src.resolve(ref, progress=progress)
+    return resolved.path
+
+
+async def snapshot(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    repo_type: RepoType = "model",
+    include: Sequence[str] | str | None = None,
+    exclude: Sequence[str] | str | None = None,
+    source: ModelAssetSource | None = None,
+    max_workers: int = DEFAULT_SNAPSHOT_WORKERS,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Fetch every matching file of one revision and return the snapshot folder.
+
+    The revision is pinned to one commit first, so every file comes from that commit
+    even if the branch moves meanwhile. Files are fetched `max_workers` at a time. If any
+    fails, the rest are cancelled and one `SnapshotError` names every failed file; files
+    already fetched stay valid in the cache.
+
+    Args:
+        repo_id: `namespace/name`.
+        revision: branch, tag or commit id; `"main"` when omitted.
+        repo_type: `"model"`, `"dataset"` or `"space"`.
+        include: glob(s) a file must match, like `allow_patterns` in `snapshot_download`.
+        exclude: glob(s) a file must not match, like `ignore_patterns`.
+        source: where to fetch from; the current event loop's default source when omitted.
+        max_workers: how many files to fetch at once.
+        progress: called with each file's `ProgressEvent`s on the event loop thread.
+
+    Returns:
+        The snapshot folder, `.../models--org--name/snapshots/<commit>`.
+
+    Raises:
+        AssetNotFoundError: no file matches `include`/`exclude`.
+        SnapshotError: some files failed; `.errors` maps each path to its error.
+        FetchError: the listing itself failed.
+    """
+    repo = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type)
+    src = source if source is not None else default_source()
+    listing = await src.list_files(repo)
+    paths = filter_paths([f.path for f in listing.files], include, exclude)
+    if not paths:
+        raise AssetNotFoundError(
+            f"Snapshot of {repo}: no file matches include={include!r} exclude={exclude!r} "
+            f"among {len(listing.files)} files; check the patterns."
+        )
+    pinned = RepoRef(repo.repo_id, listing.commit, repo.repo_type)
+    resolved = await _fetch_all(src, pinned, paths, max_workers, progress)
+    folder = _snapshot_folder(resolved)
+    await anyio.to_thread.run_sync(
+        write_ref, CacheLayout(folder.parent.parent.parent), repo, repo.revision, listing.commit
+    )
+    return folder
+
+
+async def _fetch_all(
+    src: ModelAssetSource,
+    pinned: RepoRef,
+    paths: list[str],
+    max_workers: int,
+    progress: ProgressCallback | None,
+) -> list[ResolvedAsset]:
+    limiter = anyio.CapacityLimiter(max_workers)
+    results: list[ResolvedAsset] = []
+    errors: dict[str, FetchError] = {}
+
+    async def one(path: str) -> None:
+        async with limiter:
+            try:
+                results.append(await src.resolve(pinned.asset(path), progress=progress))
+            except FetchError as exc:
+                errors[path] = exc
+                tg.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        for path in paths:
+            tg.start_soon(one, path)
+    if errors:
+        lines = "; ".join(f"{p}: {e}" for p, e in sorted(errors.items()))
+        raise SnapshotError(
+            f"Snapshot of {pinned}: {len(errors)} of {len(paths)} files failed: {lines}", errors
+        )
+    return results
+
+
+def _snapshot_folder(resolved: list[ResolvedAsset]) -> Path:
+    first = resolved[0]
+    folder = first.path
+    for _ in first.ref.filename.split("/"):
+        folder = folder.parent
+    return folder

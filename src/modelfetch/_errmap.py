@@ -1,0 +1,224 @@
+"""The one boundary where foreign exceptions become modelfetch errors.
+
+`to_fetch_error` walks `MAPPING` in order (most specific class first) and builds the
+matching `FetchError`, which callers raise `from` the original. A test checks that every
+exception class huggingface_hub, httpx and httpx2 define lands on an explicit entry.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import filelock
+import httpx
+import httpx2
+from huggingface_hub import errors as hf
+
+from ._errors import (
+    AssetNotFoundError,
+    AuthenticationError,
+    FetchError,
+    IntegrityError,
+    InvalidRequestError,
+    OfflineError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+    SourceUnavailableError,
+    StorageError,
+)
+from ._types import AssetRef, RepoRef
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorContext:
+    """What was being done when the error happened, for the message."""
+
+    what: AssetRef | RepoRef
+    offline: bool = False
+    has_token: bool = False
+
+
+_Builder = Callable[[BaseException, ErrorContext], FetchError]
+
+_TOKEN_HINT = "set HF_TOKEN (or log in with `hf auth login`) with a token that has access"
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _repo_not_found(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    repo = f"{ctx.what.repo_type} {ctx.what.repo_id}"
+    if ctx.has_token and _status(exc) == 401:
+        return AuthenticationError(
+            f"Fetching {ctx.what}: the Hub rejected the token for {repo}; check that HF_TOKEN is valid."
+        )
+    hint = "check the repo id and repo_type" + ("" if ctx.has_token else f"; if it is private, {_TOKEN_HINT}")
+    return RepoNotFoundError(f"Fetching {ctx.what}: {repo} was not found; {hint}.")
+
+
+def _gated(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return AuthenticationError(
+        f"Fetching {ctx.what}: {ctx.what.repo_id} is gated; accept its terms on the Hub and {_TOKEN_HINT}."
+    )
+
+
+def _disabled(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return AuthenticationError(f"Fetching {ctx.what}: access to {ctx.what.repo_id} is disabled on the Hub.")
+
+
+def _revision(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return RevisionNotFoundError(
+        f"Fetching {ctx.what}: revision {ctx.what.revision!r} does not exist; "
+        "check the branch, tag or commit id."
+    )
+
+
+def _entry(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    if isinstance(exc, hf.LocalEntryNotFoundError):
+        return _local_miss(exc, ctx)
+    return AssetNotFoundError(
+        f"Fetching {ctx.what}: the file does not exist at that revision; check the filename."
+    )
+
+
+def _local_miss(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    if ctx.offline:
+        return OfflineError(
+            f"Fetching {ctx.what}: offline mode is on and the file is not in the local cache; "
+            "unset HF_HUB_OFFLINE or fetch it once while online."
+        )
+    return SourceUnavailableError(
+        f"Fetching {ctx.what}: the Hub could not be reached and the file is not cached; "
+        "check the network and HF_ENDPOINT, then retry."
+    )
+
+
+def _offline(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return OfflineError(
+        f"Fetching {ctx.what}: offline mode is on and the file is not in the local cache; "
+        "unset HF_HUB_OFFLINE or fetch it once while online."
+    )
+
+
+def _bad_request(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return InvalidRequestError(
+        f"Fetching {ctx.what}: the request was rejected as invalid ({_first_line(exc)})."
+    )
+
+
+def _http_status(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    status = _status(exc)
+    if status in (401, 403):
+        return AuthenticationError(
+            f"Fetching {ctx.what}: the Hub refused access (HTTP {status}); {_TOKEN_HINT}."
+        )
+    if status == 404:
+        return AssetNotFoundError(f"Fetching {ctx.what}: the Hub answered 404 Not Found.")
+    return SourceUnavailableError(f"Fetching {ctx.what}: the Hub answered HTTP {status}; retry later.")
+
+
+def _metadata(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return SourceUnavailableError(
+        f"Fetching {ctx.what}: the server's answer lacks Hub metadata ({_first_line(exc)}); "
+        "check that HF_ENDPOINT points to a Hub-compatible server."
+    )
+
+
+def _network(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return SourceUnavailableError(
+        f"Fetching {ctx.what}: network error ({type(exc).__name__}: {_first_line(exc)}); "
+        "check the network and HF_ENDPOINT, then retry."
+    )
+
+
+def _lock_timeout(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return StorageError(
+        f"Fetching {ctx.what}: timed out waiting for another process's lock on the blob "
+        f"({getattr(exc, 'lock_file', '?')}); remove it if no process is downloading."
+    )
+
+
+def _os_error(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    assert isinstance(exc, OSError)
+    if str(exc).startswith("Consistency check failed"):
+        return IntegrityError(
+            f"Fetching {ctx.what}: the downloaded size did not match the expected size; "
+            "nothing was published, retry."
+        )
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"Fetching {ctx.what}: the disk is full; free space in the cache folder.")
+    return StorageError(f"Fetching {ctx.what}: local file error ({type(exc).__name__}: {_first_line(exc)}).")
+
+
+def _invalid(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return InvalidRequestError(f"Fetching {ctx.what}: invalid request ({_first_line(exc)}).")
+
+
+def _unexpected(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return FetchError(f"Fetching {ctx.what}: unexpected {type(exc).__name__}: {_first_line(exc)}.")
+
+
+def _already_ours(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    assert isinstance(exc, FetchError)
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    httpx2.TransportError,
+    httpx2.TooManyRedirects,
+    httpx2.DecodingError,
+    httpx2.StreamError,
+    httpx.TransportError,
+    httpx.TooManyRedirects,
+    httpx.DecodingError,
+    httpx.StreamError,
+    ConnectionError,
+    TimeoutError,
+)
+
+MAPPING: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], _Builder], ...] = (
+    (FetchError, _already_ours),
+    (hf.GatedRepoError, _gated),
+    (hf.DisabledRepoError, _disabled),
+    (hf.RepositoryNotFoundError, _repo_not_found),
+    (hf.RevisionNotFoundError, _revision),
+    (hf.EntryNotFoundError, _entry),  # remote and local (LocalEntryNotFoundError, offline)
+    (hf.OfflineModeIsEnabled, _offline),
+    (hf.BadRequestError, _bad_request),
+    (hf.HfHubHTTPError, _http_status),
+    (hf.FileMetadataError, _metadata),
+    (httpx2.HTTPStatusError, _http_status),
+    (httpx.HTTPStatusError, _http_status),
+    (_NETWORK_ERRORS, _network),
+    (filelock.Timeout, _lock_timeout),
+    (OSError, _os_error),
+    ((hf.HFValidationError, ValueError), _invalid),
+    (Exception, _unexpected),
+)
+
+
+def to_fetch_error(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    """The `FetchError` to raise (`from exc`) for a foreign exception."""
+    for classes, build in MAPPING:
+        if isinstance(exc, classes):
+            return build(exc, ctx)
+    return _unexpected(exc, ctx)
+
+
+def mapping_entry_for(
+    cls: type[BaseException],
+) -> type[BaseException] | tuple[type[BaseException], ...]:
+    """The `MAPPING` key that catches `cls` (for the exhaustiveness test)."""
+    for classes, _ in MAPPING:
+        if issubclass(cls, classes):
+            return classes
+    return BaseException

@@ -1,0 +1,182 @@
+"""The Hugging Face cache layout: pure path logic, plus the blocking reads and writes.
+
+Layout (byte for byte what `huggingface_hub` writes, so each sees the other's files)::
+
+    <cache>/models--org--name/blobs/<etag>                 the content
+    <cache>/models--org--name/snapshots/<commit>/<path>    relative symlink to the blob
+    <cache>/models--org--name/refs/<revision>              the commit a branch/tag points to
+    <cache>/models--org--name/.no_exist/<commit>/<path>    "the Hub said: no such file"
+    <cache>/.locks/models--org--name/<etag>.lock           filelock shared with huggingface_hub
+
+The path functions are pure. The functions below the line do blocking I/O: call them
+through a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._types import AssetRef, RepoRef
+from ._validate import is_commit
+
+
+def repo_folder_name(repo_id: str, repo_type: str) -> str:
+    """The folder a repo gets in the cache, e.g. `models--org--name`."""
+    return "--".join([f"{repo_type}s", *repo_id.split("/")])
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLayout:
+    """Paths inside one Hugging Face cache folder. No I/O."""
+
+    root: Path
+
+    def storage(self, repo: RepoRef | AssetRef) -> Path:
+        """The repo's folder, e.g. `<root>/models--org--name`."""
+        return self.root / repo_folder_name(repo.repo_id, repo.repo_type)
+
+    def blob(self, repo: RepoRef | AssetRef, etag: str) -> Path:
+        """Where the blob with this etag lives."""
+        return self.storage(repo) / "blobs" / etag
+
+    def snapshot_dir(self, repo: RepoRef | AssetRef, commit: str) -> Path:
+        """The folder of one commit's snapshot."""
+        return self.storage(repo) / "snapshots" / commit
+
+    def snapshot(self, ref: AssetRef, commit: str) -> Path:
+        """The snapshot path of `ref`'s file at `commit`."""
+        return self.snapshot_dir(ref, commit).joinpath(*ref.filename.split("/"))
+
+    def ref(self, repo: RepoRef | AssetRef, revision: str) -> Path:
+        """The file holding the commit a branch or tag points to."""
+        return self.storage(repo) / "refs" / revision
+
+    def no_exist(self, ref: AssetRef, commit: str) -> Path:
+        """The marker saying `ref`'s file does not exist at `commit`."""
+        return self.storage(ref).joinpath(".no_exist", commit, *ref.filename.split("/"))
+
+    def lock(self, repo: RepoRef | AssetRef, etag: str) -> Path:
+        """The lock file huggingface_hub takes while writing this blob."""
+        return self.root / ".locks" / repo_folder_name(repo.repo_id, repo.repo_type) / f"{etag}.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class CachedFile:
+    """A file found in the cache."""
+
+    path: Path
+    commit: str
+    etag: str
+    size: int
+
+
+# ---- blocking I/O below: run in a worker thread ------------------------------------------
+
+
+def read_ref(layout: CacheLayout, repo: RepoRef | AssetRef, revision: str) -> str | None:
+    """The commit `revision` pointed to when last fetched, or None if unknown."""
+    if is_commit(revision):
+        return revision
+    try:
+        commit = layout.ref(repo, revision).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return commit if is_commit(commit) else None
+
+
+def find_cached(layout: CacheLayout, ref: AssetRef, commit: str | None = None) -> CachedFile | None:
+    """Look `ref` up in the cache (at `commit`, else via its ref). None on a miss.
+
+    A snapshot entry whose blob is missing (a dangling link) counts as a miss.
+    """
+    commit = commit or read_ref(layout, ref, ref.revision)
+    if commit is None:
+        return None
+    path = layout.snapshot(ref, commit)
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    etag = Path(os.readlink(path)).name if path.is_symlink() else ""
+    return CachedFile(path=path, commit=commit, etag=etag, size=st.st_size)
+
+
+def write_ref(layout: CacheLayout, repo: RepoRef | AssetRef, revision: str, commit: str) -> None:
+    """Record that `revision` points to `commit` (atomically; no-op for commit ids)."""
+    if revision == commit or is_commit(revision):
+        return
+    path = layout.ref(repo, revision)
+    with contextlib.suppress(FileNotFoundError):
+        if path.read_text(encoding="utf-8") == commit:
+            return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(commit, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def mark_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> None:
+    """Leave the `.no_exist` marker huggingface_hub uses for a file absent at `commit`."""
+    marker = layout.no_exist(ref, commit)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch(exist_ok=True)
+
+
+def is_marked_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> bool:
+    """Whether a `.no_exist` marker says `ref`'s file is absent at `commit`."""
+    return layout.no_exist(ref, commit).is_file()
+
+
+def temp_blob_path(blob: Path) -> Path:
+    """A process-unique temporary name beside `blob`; readers never look at it."""
+    return blob.with_name(f"{blob.name}.{uuid.uuid4().hex[:8]}.incomplete")
+
+
+def publish_blob(tmp: Path, blob: Path) -> None:
+    """Give `tmp` the cache's permissions (honouring the umask) and rename it to `blob`."""
+    mode = 0o666 & ~_current_umask(tmp.parent)
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, mode)
+    os.replace(tmp, blob)
+
+
+def link_snapshot(blob: Path, pointer: Path) -> None:
+    """Point `pointer` at `blob` with a relative symlink (a copy where links fail).
+
+    The link is made under a temporary name and renamed over `pointer`, so a reader sees
+    either the old entry or the new one, never a missing or half-made one.
+    """
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    target = os.path.relpath(blob, pointer.parent)
+    tmp = pointer.with_name(f".{pointer.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        os.symlink(target, tmp)
+    except OSError:
+        shutil.copyfile(blob, tmp)
+    try:
+        os.replace(tmp, pointer)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _current_umask(folder: Path) -> int:
+    # os.umask() is process-global and not thread-safe to read; probe it with a file instead.
+    probe = folder / f".umask-probe-{uuid.uuid4().hex}"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        os.close(fd)
+        return 0o666 & ~stat.S_IMODE(probe.stat().st_mode)
+    except OSError:
+        return 0o022
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()

@@ -1,0 +1,153 @@
+"""`fetch_sync` and `snapshot_sync`: the async API, called from synchronous code.
+
+A thin facade, never a twin: each call is handed to one shared event loop running in a
+daemon "portal" thread (started on first use) and the calling thread waits for the
+result. Many threads may call at once; they share the portal loop and its default
+source. Called from a thread that is itself running an event loop, the call would freeze
+that loop, so it raises `BlockingCallError` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import sys
+import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._api import DEFAULT_SNAPSHOT_WORKERS, fetch, snapshot
+from ._default import aclose_default_source
+from ._errors import BlockingCallError
+from ._progress import ProgressCallback
+from ._protocol import ModelAssetSource
+from ._validate import RepoType
+
+_lock = threading.Lock()
+_portal: BlockingPortal | None = None
+_portal_cm: AbstractContextManager[BlockingPortal] | None = None
+
+
+def _running_event_loop() -> str | None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return "asyncio"
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+        else:
+            return "trio"
+    return None
+
+
+def _refuse_inside_event_loop(name: str) -> None:
+    running = _running_event_loop()
+    if running is None:
+        return
+    raise BlockingCallError(
+        f"modelfetch.{name}() was called from a thread running a {running} event loop, "
+        f"where it would block the loop; use `await modelfetch.{name.removesuffix('_sync')}(...)` "
+        "there, or call it from a worker thread."
+    )
+
+
+def _get_portal() -> BlockingPortal:
+    global _portal, _portal_cm  # noqa: PLW0603 - the one process-wide portal
+    with _lock:
+        if _portal is None:
+            _portal_cm = start_blocking_portal(backend="asyncio", name="modelfetch-portal")
+            _portal = _portal_cm.__enter__()
+        return _portal
+
+
+def shutdown_sync() -> None:
+    """Close the sync facade's default source and stop its portal thread.
+
+    Optional (it also runs at interpreter exit); the next `*_sync` call starts a new one.
+    """
+    global _portal, _portal_cm  # noqa: PLW0603 - the one process-wide portal
+    with _lock:
+        portal, cm = _portal, _portal_cm
+        _portal = _portal_cm = None
+    if portal is not None and cm is not None:
+        try:
+            portal.call(aclose_default_source)
+        finally:
+            cm.__exit__(None, None, None)
+
+
+atexit.register(shutdown_sync)
+
+
+def fetch_sync(
+    repo_id: str,
+    filename: str,
+    *,
+    revision: str | None = None,
+    repo_type: RepoType = "model",
+    source: ModelAssetSource | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """`modelfetch.fetch`, for synchronous code (a constructor, a worker thread, a script).
+
+    Same arguments, result and errors as `fetch`. Safe from any number of threads at
+    once. A `source` passed here is used on the shared portal loop; `progress` is called
+    on that loop's thread.
+
+    Raises:
+        BlockingCallError: called from a thread that is running an event loop.
+        FetchError: as `fetch`.
+    """
+    _refuse_inside_event_loop("fetch_sync")
+    call = functools.partial(
+        fetch,
+        repo_id,
+        filename,
+        revision=revision,
+        repo_type=repo_type,
+        source=source,
+        progress=progress,
+    )
+    return _get_portal().call(call)
+
+
+def snapshot_sync(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    repo_type: RepoType = "model",
+    include: Sequence[str] | str | None = None,
+    exclude: Sequence[str] | str | None = None,
+    source: ModelAssetSource | None = None,
+    max_workers: int = DEFAULT_SNAPSHOT_WORKERS,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """`modelfetch.snapshot`, for synchronous code. Same arguments, result and errors.
+
+    Raises:
+        BlockingCallError: called from a thread that is running an event loop.
+        FetchError: as `snapshot`.
+    """
+    _refuse_inside_event_loop("snapshot_sync")
+    call = functools.partial(
+        snapshot,
+        repo_id,
+        revision=revision,
+        repo_type=repo_type,
+        include=include,
+        exclude=exclude,
+        source=source,
+        max_workers=max_workers,
+        progress=progress,
+    )
+    return _get_portal().call(call)

@@ -1,0 +1,29 @@
+"""Test kit for code that uses modelfetch (public API).
+
+- `FakeHub`: a real Hub-protocol server on 127.0.0.1, with fault injection and a request log.
+- `Fault`: what an injected fault does.
+- `MemorySource`: a `ModelAssetSource` over in-memory files, no server needed.
+- `write_model_repo`: a realistic sharded-safetensors model repo, deterministic.
+- pytest fixtures `fake_hub` and `hub_env`, registered automatically when modelfetch is
+  installed (the `pytest11` entry point).
+"""
+
+from ._fakehub import CdnMode as CdnMode
+from ._fakehub import FakeHub as FakeHub
+from ._faults import Fault as Fault
+from ._faults import FaultRule as FaultRule
+from ._memory import MemorySource as MemorySource
+from ._modelrepo import ModelRepoFiles as ModelRepoFiles
+from ._modelrepo import write_model_repo as write_model_repo
+from ._requestlog import RequestRecord as RequestRecord
+
+__all__ = [
+    "CdnMode",
+    "FakeHub",
+    "Fault",
+    "FaultRule",
+    "MemorySource",
+    "ModelRepoFiles",
+    "RequestRecord",
+    "write_model_repo",
+]
