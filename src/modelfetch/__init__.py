@@ -9,7 +9,8 @@ path = modelfetch.fetch_sync("org/model", "config.json")            # from sync 
 ```
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
 from ._api import fetch as fetch
 from ._api import snapshot as snapshot
@@ -43,8 +44,8 @@ from ._types import RepoRef as RepoRef
 from ._types import ResolvedAsset as ResolvedAsset
 
 try:
-    __version__ = version("modelfetch")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _version("modelfetch")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [

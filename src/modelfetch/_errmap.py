@@ -70,6 +70,10 @@ def _disabled(exc: BaseException, ctx: ErrorContext) -> FetchError:
     return AuthenticationError(f"Fetching {ctx.what}: access to {ctx.what.repo_id} is disabled on the Hub.")
 
 
+def _no_token(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    return AuthenticationError(f"Fetching {ctx.what}: no usable token ({_first_line(exc)}); {_TOKEN_HINT}.")
+
+
 def _revision(exc: BaseException, ctx: ErrorContext) -> FetchError:
     return RevisionNotFoundError(
         f"Fetching {ctx.what}: revision {ctx.what.revision!r} does not exist; "
@@ -181,25 +185,56 @@ _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     httpx.TooManyRedirects,
     httpx.DecodingError,
     httpx.StreamError,
+    httpx2.RequestError,
+    httpx2.HTTPError,
+    httpx.RequestError,
+    httpx.HTTPError,
     ConnectionError,
     TimeoutError,
 )
 
+# Raised by parts of huggingface_hub a download never reaches; listed so that a new
+# class in an upgrade fails the exhaustiveness test until someone decides where it goes.
+_UNRELATED: tuple[type[BaseException], ...] = (
+    hf.CacheNotFound,
+    hf.CorruptedCacheException,
+    hf.CachedRepoTreeNotFoundError,
+    hf.InferenceTimeoutError,
+    hf.InferenceEndpointError,
+    hf.SafetensorsParsingError,
+    hf.NotASafetensorsRepoError,
+    hf.TextGenerationError,
+    hf.HfUriError,
+    hf.DryRunError,
+    hf.BucketBatchError,
+    hf.DDUFError,
+    hf.StrictDataclassError,
+    hf.FileDuplicationError,
+    hf.CLIError,
+    hf.SandboxError,
+    httpx.CookieConflict,
+    httpx2.CookieConflict,
+)
+
 MAPPING: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], _Builder], ...] = (
     (FetchError, _already_ours),
+    (_UNRELATED, _unexpected),
+    ((hf.LocalTokenNotFoundError, hf.OIDCError, hf.DeviceCodeError), _no_token),
     (hf.GatedRepoError, _gated),
     (hf.DisabledRepoError, _disabled),
     (hf.RepositoryNotFoundError, _repo_not_found),
-    (hf.RevisionNotFoundError, _revision),
+    ((hf.RevisionNotFoundError, hf.RevisionResolutionError), _revision),
     (hf.EntryNotFoundError, _entry),  # remote and local (LocalEntryNotFoundError, offline)
     (hf.OfflineModeIsEnabled, _offline),
     (hf.BadRequestError, _bad_request),
     (hf.HfHubHTTPError, _http_status),
     (hf.FileMetadataError, _metadata),
+    (hf.XetDownloadError, _network),
     (httpx2.HTTPStatusError, _http_status),
     (httpx.HTTPStatusError, _http_status),
+    ((httpx.InvalidURL, httpx2.InvalidURL), _invalid),
+    (filelock.Timeout, _lock_timeout),  # a TimeoutError: before the network entry
     (_NETWORK_ERRORS, _network),
-    (filelock.Timeout, _lock_timeout),
     (OSError, _os_error),
     ((hf.HFValidationError, ValueError), _invalid),
     (Exception, _unexpected),

@@ -1,0 +1,28 @@
+"""Shared fixtures: every async test runs on asyncio, asyncio with uvloop, and trio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelfetch import Settings
+from modelfetch.testing import FakeHub
+
+_BACKENDS = [
+    pytest.param(("asyncio", {}), id="asyncio"),
+    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    pytest.param(("trio", {}), id="trio"),
+]
+
+
+@pytest.fixture(params=_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """The event loop each async test runs on."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def settings(fake_hub: FakeHub, tmp_path: Path) -> Settings:
+    """Settings aimed at the test's FakeHub and a fresh cache, independent of the environment."""
+    return Settings.from_env({}, endpoint=fake_hub.endpoint, hub_cache=tmp_path / "cache", state_dir=tmp_path)
