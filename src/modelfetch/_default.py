@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from anyio.lowlevel import RunVar
 
+from ._hub import HubSource
 from ._protocol import ModelAssetSource
+from ._settings import Settings
 
 _DEFAULT: RunVar[ModelAssetSource | None] = RunVar("modelfetch_default_source", default=None)
 
 
-def build_default_source() -> ModelAssetSource:
-    """A fresh default stack, configured from the environment."""
-    from ._hub import HubSource  # noqa: PLC0415 - keeps `import modelfetch` light
-
-    return HubSource()
+def build_default_source(settings: Settings | None = None) -> ModelAssetSource:
+    """A fresh default stack, configured by `settings` (from the environment when omitted)."""
+    return HubSource(settings)
 
 
 def default_source() -> ModelAssetSource:

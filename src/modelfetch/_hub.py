@@ -21,7 +21,7 @@ from huggingface_hub.hf_api import RepoFile as HfRepoFile
 
 from ._errmap import ErrorContext, to_fetch_error
 from ._hfcache import CacheLayout
-from ._progress import ProgressCallback
+from ._progress import ProgressCallback, ProgressKind
 from ._settings import Settings
 from ._threadwatch import BridgeTqdm, TransferWatch, run_watched
 from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
@@ -56,11 +56,14 @@ class HubSource(AsyncResource):
         """Download `ref` into the Hugging Face cache (or find it there); see `ModelAssetSource`."""
         watch = TransferWatch(ref, progress)
         try:
-            return await anyio.to_thread.run_sync(
+            resolved: ResolvedAsset = await anyio.to_thread.run_sync(
                 run_watched, watch, self._download, ref, watch, limiter=self._limiter
             )
         except Exception as exc:
+            watch.finish(ProgressKind.FAILED)
             raise to_fetch_error(exc, self._context(ref)) from exc
+        watch.finish(ProgressKind.FINISHED)
+        return resolved
 
     async def list_files(self, repo: RepoRef) -> RepoListing:
         """List `repo` at the commit its revision points to now; see `ModelAssetSource`."""

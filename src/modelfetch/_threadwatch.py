@@ -45,6 +45,11 @@ class TransferWatch:
         self.done += n
         self._send(ProgressKind.ADVANCED)
 
+    def finish(self, kind: ProgressKind) -> None:
+        """The transfer ended (called on the event loop); silent if no body was transferred."""
+        if self.transferred:
+            emit(self.progress, ProgressEvent(kind, self.ref, self.done, self.total))
+
     def _send(self, kind: ProgressKind) -> None:
         if self.progress is not None:
             event = ProgressEvent(kind, self.ref, self.done, self.total)

@@ -1,0 +1,131 @@
+"""The `modelfetch` command.
+
+    modelfetch get REPO FILE... [--revision R] [--repo-type T] [--backend threads] [--quiet]
+    modelfetch snapshot REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--max-workers N]
+    modelfetch demo [--size MIB] [--shards N]
+
+stdout carries only results (one path per line); progress and errors go to stderr.
+Exit status: 0 on success, 1 when a fetch fails, 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from . import __version__
+from ._api import DEFAULT_SNAPSHOT_WORKERS, fetch, snapshot
+from ._bars import ProgressBars, bars_enabled
+from ._errors import FetchError, InvalidRequestError
+from ._hub import HubSource
+from ._progress import ProgressCallback
+from ._protocol import ModelAssetSource
+
+BACKENDS = ("threads",)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelfetch", description="Fetch Hugging Face Hub files into the Hugging Face cache."
+    )
+    parser.add_argument("--version", action="version", version=f"modelfetch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--revision", default=None, help="branch, tag or commit id (default: main)")
+    common.add_argument("--repo-type", default="model", choices=["model", "dataset", "space"])
+    common.add_argument(
+        "--backend", default="threads", choices=BACKENDS, help="Hub source (default: threads)"
+    )
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on failure")
+
+    get = commands.add_parser("get", parents=[common], help="fetch files; print one local path per file")
+    get.add_argument("repo")
+    get.add_argument("files", nargs="+", metavar="FILE")
+
+    snap = commands.add_parser("snapshot", parents=[common], help="fetch a revision; print its folder")
+    snap.add_argument("repo")
+    snap.add_argument("--include", action="append", default=None, metavar="GLOB")
+    snap.add_argument("--exclude", action="append", default=None, metavar="GLOB")
+    snap.add_argument("--max-workers", type=int, default=DEFAULT_SNAPSHOT_WORKERS)
+
+    demo = commands.add_parser("demo", help="fetch a generated model from an embedded fake Hub on 127.0.0.1")
+    demo.add_argument("--size", type=int, default=256, help="total weight size in MiB (default: 256)")
+    demo.add_argument("--shards", type=int, default=4, help="number of safetensors shards (default: 4)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--debug", action="store_true", help="show tracebacks on failure")
+    return parser
+
+
+def _source(backend: str) -> ModelAssetSource:
+    if backend == "threads":
+        return HubSource()
+    raise InvalidRequestError(f"unknown backend {backend!r}")  # pragma: no cover - argparse checks
+
+
+async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> list[Path]:
+    if args.command == "demo":
+        from ._demo import run_demo  # noqa: PLC0415 - only the demo needs the test kit
+
+        await run_demo(size_mib=args.size, shards=args.shards, progress=progress)
+        return []
+    async with contextlib.aclosing(_source(args.backend)) as source:
+        if args.command == "get":
+            return [
+                await fetch(
+                    args.repo,
+                    name,
+                    revision=args.revision,
+                    repo_type=args.repo_type,
+                    source=source,
+                    progress=progress,
+                )
+                for name in args.files
+            ]
+        folder = await snapshot(
+            args.repo,
+            revision=args.revision,
+            repo_type=args.repo_type,
+            include=args.include,
+            exclude=args.exclude,
+            max_workers=args.max_workers,
+            source=source,
+            progress=progress,
+        )
+        return [folder]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        with contextlib.ExitStack() as stack:
+            progress = None
+            if bars_enabled(sys.stderr, quiet=args.quiet):
+                progress = stack.enter_context(ProgressBars(sys.stderr))
+            paths = anyio.run(_run, args, progress)
+    except FetchError as exc:
+        if args.debug:
+            raise
+        print(f"modelfetch: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, InvalidRequestError) else 1
+    except KeyboardInterrupt:
+        print("modelfetch: interrupted", file=sys.stderr)
+        return 130
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
