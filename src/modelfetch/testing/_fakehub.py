@@ -95,7 +95,7 @@ class FakeHub:
         return self
 
     def _serve(self, server: HubServer) -> HubServer:
-        thread = threading.Thread(target=server.serve_forever, name="fakehub", daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="fakehub", daemon=True)
         thread.start()
         self._servers.append(server)
         self._threads.append(thread)
