@@ -25,8 +25,24 @@ def test_valid_repo_ids_pass(repo_id: str) -> None:
 
 @pytest.mark.parametrize(
     "repo_id",
-    ["", "/", "a/b/c", "../etc", "org/..", "org/-model", "org/model.", "a--b/c", "org/mod..el",
-     "org/model.git", "x" * 97, "org/ model", "org/mödel", "org\\model", "org/mo%2Fdel", "\x00"],
+    [
+        "",
+        "/",
+        "a/b/c",
+        "../etc",
+        "org/..",
+        "org/-model",
+        "org/model.",
+        "a--b/c",
+        "org/mod..el",
+        "org/model.git",
+        "x" * 97,
+        "org/ model",
+        "org/mödel",
+        "org\\model",
+        "org/mo%2Fdel",
+        "\x00",
+    ],
 )
 def test_invalid_repo_ids_fail(repo_id: str) -> None:
     """Malformed repo ids raise InvalidRequestError, which is also a ValueError and a FetchError."""
@@ -37,7 +53,8 @@ def test_invalid_repo_ids_fail(repo_id: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "filename", ["config.json", "onnx/model.onnx", "a/b/c/d.bin", ".gitattributes", "naïve.txt", "a%2Fb", "..."]
+    "filename",
+    ["config.json", "onnx/model.onnx", "a/b/c/d.bin", ".gitattributes", "naïve.txt", "a%2Fb", "..."],
 )
 def test_valid_filenames_pass(filename: str) -> None:
     """Relative POSIX paths, unicode names and literal percent signs are fine."""
@@ -60,7 +77,9 @@ def test_valid_revisions_pass(revision: str) -> None:
     assert RepoRef("org/model", revision).revision == revision
 
 
-@pytest.mark.parametrize("revision", ["", "..", "a/../b", "/main", "main/", "ma\x00in", "a\tb", "x.lock", "a\\b"])
+@pytest.mark.parametrize(
+    "revision", ["", "..", "a/../b", "/main", "main/", "ma\x00in", "a\tb", "x.lock", "a\\b"]
+)
 def test_invalid_revisions_fail(revision: str) -> None:
     """Revisions that could escape `refs/` or confuse a URL are rejected."""
     with pytest.raises(InvalidRequestError, match="revision"):
@@ -80,7 +99,24 @@ def test_is_commit() -> None:
     assert not is_commit("main")
 
 
-_TOKENS = [*string.ascii_letters[:6], ".", "/", "\\", "-", "_", "%2F", "%2e", "\x00", "\n", " ", "..", "／", "．", "\u2024", "é"]
+_TOKENS = [
+    *string.ascii_letters[:6],
+    ".",
+    "/",
+    "\\",
+    "-",
+    "_",
+    "%2F",
+    "%2e",
+    "\x00",
+    "\n",
+    " ",
+    "..",
+    "\uff0f",  # fullwidth solidus
+    "\uff0e",  # fullwidth full stop
+    "\u2024",
+    "é",
+]
 _hostile = st.lists(st.sampled_from(_TOKENS), max_size=30).map("".join) | st.text(max_size=300)
 
 
@@ -94,7 +130,11 @@ def test_hostile_input_stays_inside_the_cache(repo_id: str, filename: str, revis
     except InvalidRequestError:
         return
     layout = CacheLayout(root)
-    for path in (layout.snapshot(ref, "a" * 40), layout.ref(ref, ref.revision), layout.no_exist(ref, "a" * 40)):
+    for path in (
+        layout.snapshot(ref, "a" * 40),
+        layout.ref(ref, ref.revision),
+        layout.no_exist(ref, "a" * 40),
+    ):
         normalised = os.path.normpath(path)
         assert normalised == str(path)
         assert normalised.startswith("/cache/models--")

@@ -48,7 +48,9 @@ def test_lfs_file_through_the_cdn_redirect(fake_hub: FakeHub, tmp_path: Path) ->
     """An LFS file redirects to the CDN origin and lands as a blob named by its sha256."""
     data = os.urandom(300_000)
     fake_hub.add_file("org/model", "model.safetensors", data)
-    path = Path(hf_hub_download("org/model", "model.safetensors", endpoint=fake_hub.endpoint, cache_dir=tmp_path))
+    path = Path(
+        hf_hub_download("org/model", "model.safetensors", endpoint=fake_hub.endpoint, cache_dir=tmp_path)
+    )
     assert path.read_bytes() == data
     assert path.resolve().name == hashlib.sha256(data).hexdigest()
     head = [r for r in fake_hub.requests if r.method == "HEAD"]
@@ -61,7 +63,9 @@ def test_cross_origin_cdn_never_receives_the_token(tmp_path: Path) -> None:
     with FakeHub(tokens=(TOKEN,), cdn="separate") as hub:
         hub.create_repo("org/private", private=True)
         hub.add_file("org/private", "model.bin", b"weights" * 1000)
-        path = hf_hub_download("org/private", "model.bin", endpoint=hub.endpoint, cache_dir=tmp_path, token=TOKEN)
+        path = hf_hub_download(
+            "org/private", "model.bin", endpoint=hub.endpoint, cache_dir=tmp_path, token=TOKEN
+        )
         assert Path(path).read_bytes() == b"weights" * 1000
         hub_port = int(hub.endpoint.rsplit(":", 1)[1])
         cdn = [r for r in hub.requests if r.port != hub_port]
@@ -86,7 +90,9 @@ def test_private_and_gated_repos(tmp_path: Path) -> None:
             got = hf_hub_download(repo, "config.json", endpoint=hub.endpoint, cache_dir=tmp_path, token=TOKEN)
             assert Path(got).read_bytes() == b"{}"
         with pytest.raises(hf.HfHubHTTPError) as info:
-            hf_hub_download("org/private", "config.json", endpoint=hub.endpoint, cache_dir=tmp_path / "x", token="hf_bad")
+            hf_hub_download(
+                "org/private", "config.json", endpoint=hub.endpoint, cache_dir=tmp_path / "x", token="hf_bad"
+            )
         assert info.value.response.status_code == 401
 
 
@@ -107,7 +113,12 @@ def test_snapshot_download_with_patterns(fake_hub: FakeHub, tmp_path: Path) -> N
     """snapshot_download lists the tree and honours allow_patterns and ignore_patterns."""
     fake_hub.add_files(
         "org/model",
-        {"config.json": b"{}", "model.safetensors": b"w" * 100, "onnx/model.onnx": b"o", "README.md": b"# hi"},
+        {
+            "config.json": b"{}",
+            "model.safetensors": b"w" * 100,
+            "onnx/model.onnx": b"o",
+            "README.md": b"# hi",
+        },
     )
     folder = Path(
         snapshot_download(

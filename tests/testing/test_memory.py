@@ -21,7 +21,7 @@ async def test_fetch_and_snapshot_through_memory_source(tmp_path: Path) -> None:
         assert try_to_load_from_cache("org/model", "config.json", cache_dir=tmp_path) == str(path)
         folder = await modelfetch.snapshot("org/model", source=source)
         assert (folder / "onnx" / "model.onnx").read_bytes() == b"onnx"
-        assert [r.filename for r in source.resolved][0] == "config.json"
+        assert source.resolved[0].filename == "config.json"
 
 
 async def test_second_resolve_comes_from_disk() -> None:

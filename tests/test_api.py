@@ -1,0 +1,97 @@
+"""fetch and snapshot: the async entry points, with the default source and with explicit ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from huggingface_hub import try_to_load_from_cache
+
+import modelfetch
+from modelfetch import HubSource, Settings, SnapshotError
+from modelfetch.testing import FakeHub, Fault, MemorySource
+
+
+async def test_fetch_uses_the_environment_by_default(hub_env: FakeHub, tmp_path: Path) -> None:
+    """With no source, fetch reads HF_* and lands the file where huggingface_hub looks."""
+    hub_env.add_file("org/model", "config.json", b'{"x": 1}')
+    try:
+        path = await modelfetch.fetch("org/model", "config.json")
+    finally:
+        await modelfetch.aclose_default_source()
+    assert path.is_relative_to(tmp_path / "hf-home" / "hub")
+    assert path.read_bytes() == b'{"x": 1}'
+    assert try_to_load_from_cache("org/model", "config.json") == str(path)
+
+
+async def test_default_source_is_shared_on_one_loop(hub_env: FakeHub) -> None:
+    """Every fetch on one event loop uses the same default source until it is closed."""
+    from modelfetch._default import default_source
+
+    first = default_source()
+    assert default_source() is first
+    await modelfetch.aclose_default_source()
+    assert default_source() is not first
+    await modelfetch.aclose_default_source()
+
+
+async def test_bad_input_fails_before_any_request(fake_hub: FakeHub, settings: Settings) -> None:
+    """Invalid repo ids and filenames raise InvalidRequestError and send nothing."""
+    async with HubSource(settings) as source:
+        with pytest.raises(modelfetch.InvalidRequestError):
+            await modelfetch.fetch("../etc", "passwd", source=source)
+        with pytest.raises(modelfetch.InvalidRequestError):
+            await modelfetch.fetch("org/model", "../../etc/passwd", source=source)
+    assert fake_hub.requests == []
+
+
+async def test_snapshot_filters_and_pins(fake_hub: FakeHub, settings: Settings) -> None:
+    """snapshot fetches the matching files of one commit and records the branch ref."""
+    commit = fake_hub.add_files(
+        "org/model",
+        {"config.json": b"{}", "model.safetensors": b"w" * 10, "onnx/model.onnx": b"o", "README.md": b"#"},
+    )
+    async with HubSource(settings) as source:
+        folder = await modelfetch.snapshot("org/model", include=["*.json", "*.safetensors"], source=source)
+    assert folder == settings.hub_cache / "models--org--model" / "snapshots" / commit
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert (settings.hub_cache / "models--org--model" / "refs" / "main").read_text() == commit
+
+
+async def test_snapshot_names_every_failed_file(fake_hub: FakeHub, settings: Settings) -> None:
+    """When files fail, one SnapshotError lists them; completed files stay valid."""
+    fake_hub.add_files("org/model", {"a.json": b"{}", "b.json": b"[]"})
+    fake_hub.inject(Fault(status=404), path="b.json")
+    async with HubSource(settings) as source:
+        with pytest.raises(SnapshotError) as info:
+            await modelfetch.snapshot("org/model", source=source, max_workers=1)
+    assert list(info.value.errors) == ["b.json"]
+    assert "b.json" in str(info.value)
+
+
+async def test_snapshot_with_no_match_is_an_error() -> None:
+    """Patterns that match nothing raise AssetNotFoundError naming the patterns."""
+    async with MemorySource({"org/model": {"a.txt": b"a"}}) as source:
+        with pytest.raises(modelfetch.AssetNotFoundError, match=r"\*\.bin"):
+            await modelfetch.snapshot("org/model", include="*.bin", source=source)
+
+
+async def test_snapshot_stays_on_the_pinned_commit_when_main_moves(
+    fake_hub: FakeHub, settings: Settings
+) -> None:
+    """Moving main during a snapshot does not mix commits: every file comes from the first one."""
+    old = fake_hub.add_files("org/model", {"a.json": b"old-a", "b.json": b"old-b"})
+    fake_hub.inject(Fault(latency=0.2), method="HEAD", path="b.json", times=1)
+
+    async with HubSource(settings) as source, anyio.create_task_group() as tg:
+        result: list[Path] = []
+
+        async def run() -> None:
+            result.append(await modelfetch.snapshot("org/model", source=source, max_workers=1))
+
+        tg.start_soon(run)
+        await anyio.to_thread.run_sync(lambda: fake_hub.wait_for_requests("GET", "a.json"))
+        fake_hub.add_files("org/model", {"a.json": b"new-a", "b.json": b"new-b"})
+    assert result[0].name == old
+    assert (result[0] / "b.json").read_bytes() == b"old-b"

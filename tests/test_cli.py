@@ -1,0 +1,71 @@
+"""The command line: paths on stdout, one-line errors on stderr, exit 0/1/2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelfetch._cli import main
+from modelfetch.testing import FakeHub
+
+
+def test_get_prints_one_path_per_file(hub_env: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
+    """`get` prints each file's local path, in order, and nothing else on stdout."""
+    hub_env.add_files("org/model", {"a.json": b"A", "b.json": b"B"})
+    assert main(["get", "org/model", "b.json", "a.json", "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [Path(p).read_bytes() for p in out] == [b"B", b"A"]
+
+
+def test_snapshot_prints_the_folder(hub_env: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
+    """`snapshot` prints the snapshot folder, honouring --include/--exclude."""
+    commit = hub_env.add_files("org/model", {"a.json": b"A", "b.bin": b"B", "c.json": b"C"})
+    assert main(["snapshot", "org/model", "--include", "*.json", "--exclude", "c.*"]) == 0
+    folder = Path(capsys.readouterr().out.strip())
+    assert folder.name == commit
+    assert [p.name for p in folder.iterdir()] == ["a.json"]
+
+
+def test_failure_is_one_line_and_exit_1(hub_env: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
+    """A failed fetch prints one line naming the request and exits 1, without a traceback."""
+    hub_env.add_file("org/model", "a.json", b"A")
+    assert main(["get", "org/model", "missing.json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1
+    assert "missing.json" in lines[0]
+    assert "org/model" in lines[0]
+    assert "Traceback" not in captured.err
+
+
+def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """Unknown options, a bad repo id or an unknown backend exit 2."""
+    with pytest.raises(SystemExit) as info:
+        main(["get", "org/model"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["get", "org/model", "a", "--backend", "carrier-pigeon"])
+    assert info.value.code == 2
+    assert main(["get", "../x", "a.json"]) == 2
+    assert "repo id" in capsys.readouterr().err
+
+
+def test_console_script_runs(hub_env: FakeHub, tmp_path: Path) -> None:
+    """The installed `modelfetch` command works as a separate process."""
+    hub_env.add_file("org/model", "config.json", b"{}")
+    exe = Path(sys.executable).parent / "modelfetch"
+    done = subprocess.run(
+        [str(exe), "get", "org/model", "config.json"],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).read_bytes() == b"{}"
+    assert done.stderr == ""  # not a terminal: no progress bars
