@@ -1,0 +1,1 @@
+"""modelfetch benchmarks: ratios against baselines measured in the same run, on loopback."""
