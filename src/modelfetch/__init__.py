@@ -14,6 +14,8 @@ from importlib.metadata import version as _version
 
 from ._api import fetch as fetch
 from ._api import snapshot as snapshot
+from ._cache import CachedSource as CachedSource
+from ._cache import CacheStats as CacheStats
 from ._default import aclose_default_source as aclose_default_source
 from ._errors import AssetNotFoundError as AssetNotFoundError
 from ._errors import AuthenticationError as AuthenticationError
@@ -53,6 +55,8 @@ __all__ = [
     "AssetRef",
     "AuthenticationError",
     "BlockingCallError",
+    "CacheStats",
+    "CachedSource",
     "FetchError",
     "HubSource",
     "IntegrityError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from anyio.lowlevel import RunVar
 
+from ._cache import CachedSource
 from ._hub import HubSource
 from ._protocol import ModelAssetSource
 from ._settings import Settings
@@ -18,7 +19,8 @@ _DEFAULT: RunVar[ModelAssetSource | None] = RunVar("modelfetch_default_source", 
 
 def build_default_source(settings: Settings | None = None) -> ModelAssetSource:
     """A fresh default stack, configured by `settings` (from the environment when omitted)."""
-    return HubSource(settings)
+    settings = settings if settings is not None else Settings.from_env()
+    return CachedSource(HubSource(settings), settings=settings)
 
 
 def default_source() -> ModelAssetSource:

@@ -80,9 +80,9 @@ class StorageError(FetchError, OSError):
 class SnapshotError(FetchError):
     """Some files of a snapshot failed; `errors` maps each failed path to its error."""
 
-    def __init__(self, message: str, errors: dict[str, FetchError]) -> None:
+    def __init__(self, message: str, errors: dict[str, FetchError] | None = None) -> None:
         super().__init__(message)
-        self.errors = dict(errors)
+        self.errors = dict(errors or {})
 
 
 class BlockingCallError(FetchError, RuntimeError):

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._types import AssetRef, RepoRef
+from ._types import AssetRef, RepoFile, RepoListing, RepoRef
 from ._validate import is_commit
 
 
@@ -107,6 +107,22 @@ def find_cached(layout: CacheLayout, ref: AssetRef, commit: str | None = None) -
         return None
     etag = Path(os.readlink(path)).name if path.is_symlink() else ""
     return CachedFile(path=path, commit=commit, etag=etag, size=st.st_size)
+
+
+def list_cached(layout: CacheLayout, repo: RepoRef) -> RepoListing | None:
+    """The files the cache holds for `repo`'s revision (via its ref), or None if none."""
+    commit = read_ref(layout, repo, repo.revision)
+    if commit is None:
+        return None
+    folder = layout.snapshot_dir(repo, commit)
+    if not folder.is_dir():
+        return None
+    files = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            etag = Path(os.readlink(path)).name if path.is_symlink() else ""
+            files.append(RepoFile(path.relative_to(folder).as_posix(), path.stat().st_size, etag))
+    return RepoListing(repo, commit, tuple(files))
 
 
 def write_ref(layout: CacheLayout, repo: RepoRef | AssetRef, revision: str, commit: str) -> None:

@@ -174,8 +174,8 @@ def test_request_log_counts(fake_hub: FakeHub, tmp_path: Path) -> None:
     assert fake_hub.count("HEAD", "config.json") == 1
     assert fake_hub.count("GET", "config.json") == 1
     assert fake_hub.count(None, "config.json") == 2
-    get = next(r for r in fake_hub.requests if r.method == "GET")
-    assert (get.status, get.bytes_sent, get.completed) == (200, 2, True)
+    get = fake_hub.wait_for_requests("GET", "config.json")[0]
+    assert (get.status, get.bytes_sent, get.completed, get.finished) == (200, 2, True, True)
     fake_hub.clear_requests()
     assert fake_hub.requests == []
 

@@ -272,7 +272,10 @@ class FakeHub:
         return self._core.log.snapshot()
 
     def count(self, method: str | None = None, substring: str = "") -> int:
-        """How many answered requests had `method` (any if None) and a path containing `substring`."""
+        """How many requests had `method` (any if None) and a path containing `substring`.
+
+        Every request the server has received counts, finished or not.
+        """
         return count(self._core.log.snapshot(), method, substring)
 
     def clear_requests(self) -> None:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ._faults import Fault, FaultPlan
 from ._hubstate import Blob, Entry, HubState, Repo
-from ._requestlog import RequestLog, RequestRecord
+from ._requestlog import LiveRecord, RequestLog
 
 _CHUNK = 256 * 1024
 _REPO_PREFIXES = {"datasets": "dataset", "spaces": "space"}
@@ -106,10 +106,17 @@ class HubHandler(BaseHTTPRequestHandler):
     def _handle(self, *, head: bool, allowed: bool = True) -> None:
         core = self.server.core
         self._head = head
-        self._status = 0
-        self._sent = 0
         self._completed = True
         target = unquote(self.path)
+        self._record = core.log.begin(
+            LiveRecord(
+                method=self.command,
+                path=target,
+                authorized="Authorization" in self.headers,
+                range=self.headers.get("Range"),
+                port=self.server.server_address[1],
+            )
+        )
         try:
             fault = core.faults.take(self.command, target)
             if fault.latency:
@@ -126,18 +133,15 @@ class HubHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             _shutdown(self.connection)
         finally:
-            core.log.append(
-                RequestRecord(
-                    method=self.command,
-                    path=target,
-                    status=self._status,
-                    bytes_sent=self._sent,
-                    authorized="Authorization" in self.headers,
-                    range=self.headers.get("Range"),
-                    completed=self._completed,
-                    port=self.server.server_address[1],
-                )
-            )
+            core.log.finish(self._record, completed=self._completed)
+
+    @property
+    def _sent(self) -> int:
+        return self._record.bytes_sent
+
+    @_sent.setter
+    def _sent(self, value: int) -> None:
+        self._record.bytes_sent = value
 
     def _route(self, fault: Fault) -> None:
         path = urlsplit(self.path).path
@@ -155,7 +159,7 @@ class HubHandler(BaseHTTPRequestHandler):
     # ---- responses -----------------------------------------------------------------------
 
     def _start(self, status: int, headers: Mapping[str, str]) -> None:
-        self._status = status
+        self._record.status = status
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

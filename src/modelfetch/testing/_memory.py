@@ -22,6 +22,7 @@ from .._hfcache import (
     write_ref,
 )
 from .._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
+from .._settings import Settings
 from .._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
 from .._validate import check_filename, check_repo_id, check_repo_type
 
@@ -76,6 +77,11 @@ class MemorySource(AsyncResource):
 
     def __repr__(self) -> str:
         return f"MemorySource(repos={len(self._repos)}, cache_dir={str(self.cache_dir)!r})"
+
+    @property
+    def settings(self) -> Settings:
+        """Settings naming this source's cache folder (so `CachedSource` finds its files)."""
+        return Settings.from_env({}, hub_cache=self.cache_dir, offline=False)
 
     def add_files(
         self,

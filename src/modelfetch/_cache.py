@@ -1,0 +1,218 @@
+"""`CachedSource`: the async cache layer in front of any source.
+
+What it adds to the source it wraps:
+
+- **single flight**: N concurrent awaits of one file cause one resolution by the inner
+  source (one HEAD, one transfer);
+- **memo**: resolved files are remembered (bounded LRU); a repeat await costs no thread
+  hop and no I/O. Commit-pinned refs never expire; branch/tag refs are revalidated after
+  `ttl` seconds. A memoised file deleted from disk is noticed (checked off the loop at most
+  every `recheck` seconds) and fetched again;
+- **disk fast path**: a commit-pinned ref already in the cache resolves with no network
+  request, even in a fresh process;
+- **offline**: with `HF_HUB_OFFLINE=1` (or `offline=True`) it serves from disk (branch refs
+  through `refs/<branch>`) and raises `OfflineError` on a miss, without any network attempt;
+- **negative cache**: "no such file" answers are remembered (for a commit, for good, also
+  through huggingface_hub's `.no_exist` markers; for a branch, for `negative_ttl`);
+- **safe cancellation**: see `modelfetch._singleflight`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import anyio
+import anyio.to_thread
+from anyio.abc import AsyncResource
+
+from ._errors import AssetNotFoundError, OfflineError
+from ._hfcache import CacheLayout, find_cached, is_marked_missing, list_cached
+from ._hub import HubSource
+from ._memo import (
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_RECHECK,
+    DEFAULT_TTL,
+    CachePolicy,
+    Memo,
+    is_fresh,
+    needs_recheck,
+)
+from ._progress import ProgressCallback
+from ._protocol import ModelAssetSource
+from ._settings import Settings
+from ._singleflight import SingleFlight
+from ._types import AssetRef, Origin, RepoListing, RepoRef, ResolvedAsset
+
+_MAX_LISTINGS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Counters for metrics, since the source was built.
+
+    Attributes:
+        hits: awaits answered from memory.
+        disk_hits: resolutions answered from the on-disk cache without asking the inner source.
+        misses: resolutions handed to the inner source.
+        joined: awaits that shared a resolution already in flight.
+        negative_hits: awaits answered "no such file" from memory.
+        stale: memo entries dropped because their file had vanished from disk.
+        in_flight: resolutions running now.
+        entries: refs remembered now.
+    """
+
+    hits: int
+    disk_hits: int
+    misses: int
+    joined: int
+    negative_hits: int
+    stale: int
+    in_flight: int
+    entries: int
+
+
+class CachedSource(AsyncResource):
+    """Put the async cache layer in front of `inner` (see the module docstring).
+
+    Args:
+        inner: the source to ask on a miss; `HubSource(settings)` when omitted.
+        settings: where the Hugging Face cache is and whether to stay offline; taken from
+            `inner.settings` when it has them, else from the environment.
+        ttl: seconds a branch/tag resolution is trusted before it is revalidated (0: never).
+        recheck: seconds after which a memoised file is looked for on disk again.
+        max_entries: how many refs to remember.
+        negative_ttl: seconds a "no such file" answer for a branch/tag is remembered
+            (default: `ttl`).
+        offline: serve only from disk; default `settings.offline` (`HF_HUB_OFFLINE`).
+        clock: a monotonic clock, replaceable in tests.
+
+    Example:
+        ```python
+        async with CachedSource(HubSource()) as source:
+            paths = [await modelfetch.fetch("org/model", "config.json", source=source) for _ in range(3)]
+        ```
+    """
+
+    def __init__(
+        self,
+        inner: ModelAssetSource | None = None,
+        *,
+        settings: Settings | None = None,
+        ttl: float = DEFAULT_TTL,
+        recheck: float = DEFAULT_RECHECK,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        negative_ttl: float | None = None,
+        offline: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        inner_settings = getattr(inner, "settings", None)
+        if settings is None:
+            settings = inner_settings if isinstance(inner_settings, Settings) else Settings.from_env()
+        self.settings = settings
+        self.inner: ModelAssetSource = inner if inner is not None else HubSource(settings)
+        self.offline = settings.offline if offline is None else offline
+        self._policy = CachePolicy(ttl, recheck, max_entries, ttl if negative_ttl is None else negative_ttl)
+        self._layout = CacheLayout(settings.hub_cache)
+        self._memo = Memo(self._policy)
+        self._clock = clock
+        self._flights: SingleFlight[ResolvedAsset] = SingleFlight()
+        self._listing_flights: SingleFlight[RepoListing] = SingleFlight()
+        self._listings: dict[RepoRef, tuple[RepoListing, float]] = {}
+        self._disk = anyio.CapacityLimiter(16)
+        self._hits = self._disk_hits = self._misses = self._negative_hits = self._stale = 0
+
+    def __repr__(self) -> str:
+        return f"CachedSource({self.inner!r}, entries={len(self._memo)}, offline={self.offline})"
+
+    def stats(self) -> CacheStats:
+        """The counters so far (see `CacheStats`)."""
+        return CacheStats(
+            hits=self._hits,
+            disk_hits=self._disk_hits,
+            misses=self._misses,
+            joined=self._flights.joined,
+            negative_hits=self._negative_hits,
+            stale=self._stale,
+            in_flight=len(self._flights),
+            entries=len(self._memo),
+        )
+
+    async def resolve(self, ref: AssetRef, *, progress: ProgressCallback | None = None) -> ResolvedAsset:
+        """Resolve `ref` from memory, disk, a flight in progress, or the inner source."""
+        now = self._clock()
+        entry = self._memo.get(ref, now)
+        if entry is not None:
+            if not needs_recheck(entry.checked_at, now, self._policy.recheck):
+                self._hits += 1
+                return entry.asset
+            if await anyio.to_thread.run_sync(entry.asset.path.exists, limiter=self._disk):
+                entry.checked_at = self._clock()
+                self._hits += 1
+                return entry.asset
+            self._memo.forget(ref)
+            self._stale += 1
+        if self._memo.is_missing(ref, now):
+            self._negative_hits += 1
+            raise AssetNotFoundError(
+                f"Fetching {ref}: the file does not exist at that revision (remembered from the source's "
+                "earlier answer); check the filename."
+            )
+        return await self._flights.run(ref, partial(self._resolve_uncached, ref), progress)
+
+    async def _resolve_uncached(self, ref: AssetRef, progress: ProgressCallback) -> ResolvedAsset:
+        if ref.is_pinned or self.offline:
+            cached = await anyio.to_thread.run_sync(find_cached, self._layout, ref, limiter=self._disk)
+            if cached is not None:
+                self._disk_hits += 1
+                asset = ResolvedAsset(ref, cached.path, cached.commit, cached.size, cached.etag, Origin.DISK)
+                self._memo.put(asset, self._clock())
+                return asset
+            if ref.is_pinned and await anyio.to_thread.run_sync(
+                is_marked_missing, self._layout, ref, ref.revision, limiter=self._disk
+            ):
+                self._memo.put_missing(ref, self._clock())
+                raise AssetNotFoundError(f"Fetching {ref}: the file does not exist at that commit.")
+            if self.offline:
+                raise OfflineError(
+                    f"Fetching {ref}: offline mode is on and the file is not in the local cache "
+                    f"({self.settings.hub_cache}); unset HF_HUB_OFFLINE or fetch it once while online."
+                )
+        self._misses += 1
+        try:
+            asset = await self.inner.resolve(ref, progress=progress)
+        except AssetNotFoundError:
+            self._memo.put_missing(ref, self._clock())
+            raise
+        self._memo.put(asset, self._clock())
+        return asset
+
+    async def list_files(self, repo: RepoRef) -> RepoListing:
+        """List `repo` via the inner source, remembering pinned listings (and branch ones for `ttl`).
+
+        Offline, the listing is what the cache holds for the revision's commit.
+        """
+        if self.offline:
+            listing = await anyio.to_thread.run_sync(list_cached, self._layout, repo, limiter=self._disk)
+            if listing is None:
+                raise OfflineError(
+                    f"Listing {repo}: offline mode is on and no snapshot of it is in the local cache; "
+                    "unset HF_HUB_OFFLINE or fetch it once while online."
+                )
+            return listing
+        remembered = self._listings.get(repo)
+        if remembered is not None and is_fresh(
+            repo.is_pinned, remembered[1], self._clock(), self._policy.ttl
+        ):
+            return remembered[0]
+        listing = await self._listing_flights.run(repo, lambda _progress: self.inner.list_files(repo))
+        if len(self._listings) >= _MAX_LISTINGS:
+            self._listings.pop(next(iter(self._listings)))
+        self._listings[repo] = (listing, self._clock())
+        return listing
+
+    async def aclose(self) -> None:
+        """Close the inner source."""
+        await self.inner.aclose()

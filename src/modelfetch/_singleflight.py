@@ -1,0 +1,128 @@
+"""Single flight: concurrent awaits of one key share one run of the work.
+
+The first caller (the leader) hosts the work in a child task under a shielded cancel
+scope of the flight's own, so the work belongs to the flight, not to any one waiter:
+
+- a cancelled waiter leaves; the others keep waiting and get the result;
+- when the last waiter leaves, the flight's scope is cancelled, so the work (and, through
+  it, the source's transfer) stops, and the key is freed for a fresh attempt;
+- an error is raised in every waiter as its own copy, with its own traceback.
+
+Structured concurrency has one price: the leader's task hosts the work, so a cancelled
+leader whose flight still has waiters returns (raising its cancellation) only when the
+work ends. The other waiters are never delayed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import anyio
+
+from ._errors import FetchError
+from ._progress import ProgressCallback, ProgressEvent, emit
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True, eq=False)
+class Flight(Generic[T]):
+    """One in-flight run of the work and the tasks awaiting it."""
+
+    scope: anyio.CancelScope = field(default_factory=lambda: anyio.CancelScope(shield=True))
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: T | None = None
+    error: FetchError | None = None
+    waiters: int = 0
+    callbacks: list[ProgressCallback] = field(default_factory=list)
+
+    def emit(self, event: ProgressEvent) -> None:
+        """Fan a progress event out to every waiter that asked for progress."""
+        for callback in list(self.callbacks):
+            emit(callback, event)
+
+
+class SingleFlight(Generic[T]):
+    """Deduplicate concurrent work by key (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._flights: dict[Hashable, Flight[T]] = {}
+        self.joined = 0
+
+    def __len__(self) -> int:
+        return len(self._flights)
+
+    async def run(
+        self,
+        key: Hashable,
+        work: Callable[[ProgressCallback], Awaitable[T]],
+        progress: ProgressCallback | None = None,
+    ) -> T:
+        """Run `work(progress_fanout)` for `key`, or join the run already in flight."""
+        flight = self._flights.get(key)
+        if flight is not None:
+            self.joined += 1
+            await self._wait(key, flight, progress)
+        else:
+            flight = self._flights[key] = Flight()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._drive, key, flight, work)
+                await self._wait(key, flight, progress)
+        # Raised outside the task group, so callers see the error itself, not a group.
+        return _outcome(key, flight)
+
+    async def _drive(
+        self, key: Hashable, flight: Flight[T], work: Callable[[ProgressCallback], Awaitable[T]]
+    ) -> None:
+        with flight.scope:
+            try:
+                flight.result = await work(flight.emit)
+            except FetchError as exc:
+                flight.error = exc
+            except Exception as exc:
+                error = FetchError(f"{key}: the source raised an unexpected {type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+                flight.error = error
+            finally:
+                self._release(key, flight)
+                flight.done.set()
+
+    async def _wait(self, key: Hashable, flight: Flight[T], progress: ProgressCallback | None) -> None:
+        flight.waiters += 1
+        if progress is not None:
+            flight.callbacks.append(progress)
+        finished = False
+        try:
+            await flight.done.wait()
+            finished = True
+        finally:
+            flight.waiters -= 1
+            if progress is not None:
+                flight.callbacks.remove(progress)
+            if not finished and flight.waiters == 0 and not flight.done.is_set():
+                flight.scope.cancel()
+                self._release(key, flight)
+
+    def _release(self, key: Hashable, flight: Flight[T]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+
+
+def _outcome(key: Hashable, flight: Flight[T]) -> T:
+    if flight.error is not None:
+        raise _own_copy(flight.error) from flight.error.__cause__
+    if flight.result is None:  # pragma: no cover - a flight with a waiter always ends
+        raise FetchError(f"{key}: the shared transfer was abandoned; retry.")
+    return flight.result
+
+
+def _own_copy(error: FetchError) -> FetchError:
+    """A copy of `error` that shares no mutable state with it (so no traceback, no notes)."""
+    mine = copy.copy(error)
+    notes = getattr(error, "__notes__", None)
+    if notes is not None:
+        setattr(mine, "__notes__", list(notes))  # noqa: B010 - __notes__ is 3.11+ for mypy
+    return mine
