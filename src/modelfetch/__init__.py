@@ -9,9 +9,6 @@ path = modelfetch.fetch_sync("org/model", "config.json")            # from sync 
 ```
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
-
 from ._api import fetch as fetch
 from ._api import snapshot as snapshot
 from ._cache import CachedSource as CachedSource
@@ -29,11 +26,14 @@ from ._errors import RevisionNotFoundError as RevisionNotFoundError
 from ._errors import SnapshotError as SnapshotError
 from ._errors import SourceUnavailableError as SourceUnavailableError
 from ._errors import StorageError as StorageError
+from ._httpsource import HttpHubSource as HttpHubSource
+from ._httpsource import TransferOptions as TransferOptions
 from ._hub import HubSource as HubSource
 from ._progress import ProgressCallback as ProgressCallback
 from ._progress import ProgressEvent as ProgressEvent
 from ._progress import ProgressKind as ProgressKind
 from ._protocol import ModelAssetSource as ModelAssetSource
+from ._retry import RetryPolicy as RetryPolicy
 from ._settings import Settings as Settings
 from ._sync import fetch_sync as fetch_sync
 from ._sync import shutdown_sync as shutdown_sync
@@ -44,11 +44,7 @@ from ._types import RepoFile as RepoFile
 from ._types import RepoListing as RepoListing
 from ._types import RepoRef as RepoRef
 from ._types import ResolvedAsset as ResolvedAsset
-
-try:
-    __version__ = _version("modelfetch")
-except _PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+from ._version import __version__ as __version__
 
 __all__ = [
     "AssetNotFoundError",
@@ -58,6 +54,7 @@ __all__ = [
     "CacheStats",
     "CachedSource",
     "FetchError",
+    "HttpHubSource",
     "HubSource",
     "IntegrityError",
     "InvalidRequestError",
@@ -72,11 +69,13 @@ __all__ = [
     "RepoNotFoundError",
     "RepoRef",
     "ResolvedAsset",
+    "RetryPolicy",
     "RevisionNotFoundError",
     "Settings",
     "SnapshotError",
     "SourceUnavailableError",
     "StorageError",
+    "TransferOptions",
     "__version__",
     "aclose_default_source",
     "fetch",

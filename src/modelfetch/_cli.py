@@ -18,15 +18,16 @@ from pathlib import Path
 
 import anyio
 
-from . import __version__
 from ._api import DEFAULT_SNAPSHOT_WORKERS, fetch, snapshot
 from ._bars import ProgressBars, bars_enabled
 from ._errors import FetchError, InvalidRequestError
+from ._httpsource import HttpHubSource
 from ._hub import HubSource
 from ._progress import ProgressCallback
 from ._protocol import ModelAssetSource
+from ._version import __version__
 
-BACKENDS = ("threads",)
+BACKENDS = ("threads", "httpx")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 def _source(backend: str) -> ModelAssetSource:
     if backend == "threads":
         return HubSource()
+    if backend == "httpx":
+        return HttpHubSource()
     raise InvalidRequestError(f"unknown backend {backend!r}")  # pragma: no cover - argparse checks
 
 

@@ -1,0 +1,562 @@
+"""`HttpHubSource`: the Hub's download protocol spoken natively over one `httpx.AsyncClient`.
+
+No thread per transfer: bytes are streamed on the event loop and written at offsets by
+short worker-thread calls. Large files on servers that honour `Range` come down as
+parallel ranges; partial downloads resume (in this or a later process); every blob is
+checked against its etag (sha256 for LFS, git sha1 otherwise) before it is published
+with an atomic rename, under the same lock file huggingface_hub uses, into the same
+cache layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import filelock
+import httpx
+from anyio.abc import AsyncResource
+
+from ._errmap import ErrorContext, to_fetch_error
+from ._errors import FetchError, IntegrityError, OfflineError, SourceUnavailableError
+from ._hfcache import CacheLayout, find_cached, link_snapshot, mark_missing, write_ref
+from ._hubproto import (
+    RETRYABLE_STATUS,
+    FileMetadata,
+    error_for_status,
+    metadata_from_headers,
+    parse_content_range,
+    parse_retry_after,
+    plan_ranges,
+    redirect_target,
+    resolve_url,
+    revision_url,
+    safe_blob_name,
+    same_origin,
+    tree_url,
+)
+from ._partial import PartialBlob, acquire_lock
+from ._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
+from ._retry import RetryPolicy
+from ._settings import Settings
+from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from ._version import __version__ as _version
+
+MiB = 1024 * 1024
+_MAX_REDIRECTS = 5
+_WRITE_BLOCK = 2 * MiB
+_PROGRESS_BYTES = MiB
+_PROGRESS_SECONDS = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOptions:
+    """How big files are transferred.
+
+    Attributes:
+        parallel_threshold: files at least this big use parallel ranges (when the server
+            honours `Range`).
+        chunk_size: bytes per range request.
+        connections: range requests in flight at once per file.
+        max_connections: connections the shared client keeps, for all files together.
+    """
+
+    parallel_threshold: int = 64 * MiB
+    chunk_size: int = 16 * MiB
+    connections: int = 4
+    max_connections: int = 32
+
+
+class _Retry(Exception):
+    """A transient failure: try again after backing off (resuming where we were)."""
+
+    def __init__(self, reason: str, final: FetchError, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.final = final
+        self.retry_after = retry_after
+
+
+class _Progress:
+    """Rate-limited progress events for one file (at most every 1 MiB or 100 ms)."""
+
+    def __init__(self, ref: AssetRef, total: int | None, callback: ProgressCallback | None) -> None:
+        self.ref, self.total, self.callback = ref, total, callback
+        self.done = 0
+        self._sent_bytes = 0
+        self._sent_at = 0.0
+
+    def send(self, kind: ProgressKind) -> None:
+        self._sent_bytes, self._sent_at = self.done, time.monotonic()
+        emit(self.callback, ProgressEvent(kind, self.ref, self.done, self.total))
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.callback is not None and (
+            self.done - self._sent_bytes >= _PROGRESS_BYTES
+            or time.monotonic() - self._sent_at >= _PROGRESS_SECONDS
+        ):
+            self.send(ProgressKind.ADVANCED)
+
+
+class HttpHubSource(AsyncResource):
+    """Fetch from the Hub with a native async HTTP client (httpx).
+
+    Args:
+        settings: where and how to fetch; `Settings.from_env()` when omitted.
+        transport: an `httpx.AsyncBaseTransport` to send requests through (tests pass
+            `httpx.MockTransport`); the default network transport when omitted.
+        retry: the retry policy for connection errors, timeouts, 408, 429 and 5xx.
+        options: parallel-range settings for large files.
+
+    Example:
+        ```python
+        async with modelfetch.HttpHubSource() as hub:
+            path = await modelfetch.fetch("org/model", "model.safetensors", source=hub)
+        ```
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        options: TransferOptions | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.options = options if options is not None else TransferOptions()
+        self._layout = CacheLayout(self.settings.hub_cache)
+        self._disk = anyio.CapacityLimiter(16)
+        self._sleep: Callable[[float], Awaitable[None]] = anyio.sleep  # replaceable in tests
+        timeout = httpx.Timeout(self.settings.download_timeout, connect=self.settings.etag_timeout)
+        limits = httpx.Limits(
+            max_connections=self.options.max_connections,
+            max_keepalive_connections=self.options.max_connections,
+        )
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=False,
+            headers={"user-agent": f"modelfetch/{_version}", "accept-encoding": "identity"},
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpHubSource(endpoint={self.settings.endpoint!r}, cache={str(self.settings.hub_cache)!r})"
+
+    async def aclose(self) -> None:
+        """Close the shared HTTP client."""
+        await self._client.aclose()
+
+    # ---- the protocol ----------------------------------------------------------------
+
+    async def resolve(self, ref: AssetRef, *, progress: ProgressCallback | None = None) -> ResolvedAsset:
+        """Download `ref` into the Hugging Face cache (or find it there); see `ModelAssetSource`."""
+        try:
+            return await self._resolve(ref, progress)
+        except FetchError:
+            raise
+        except Exception as exc:
+            raise to_fetch_error(exc, self._context(ref)) from exc
+
+    async def list_files(self, repo: RepoRef) -> RepoListing:
+        """List `repo` at the commit its revision points to now; see `ModelAssetSource`."""
+        if self.settings.offline:
+            raise OfflineError(
+                f"Listing {repo}: offline mode is on; wrap this source in CachedSource to list the cache."
+            )
+        try:
+            commit = repo.revision
+            if not repo.is_pinned:
+                info = await self._json(revision_url(self.settings.endpoint, repo), repo)
+                commit = str(info["sha"])
+            files: list[RepoFile] = []
+            url: str | None = tree_url(self.settings.endpoint, repo, commit)
+            while url is not None:
+                response = await self._request("GET", url, repo)
+                files.extend(_repo_file(entry) for entry in response.json() if entry.get("type") == "file")
+                following = response.links.get("next", {}).get("url")
+                url = redirect_target(url, following) if following else None
+        except FetchError:
+            raise
+        except Exception as exc:
+            raise to_fetch_error(exc, self._context(repo)) from exc
+        return RepoListing(repo, commit, tuple(sorted(files, key=lambda f: f.path)))
+
+    # ---- resolve ---------------------------------------------------------------------
+
+    def _context(self, what: AssetRef | RepoRef) -> ErrorContext:
+        return ErrorContext(what, offline=self.settings.offline, has_token=self.settings.token is not None)
+
+    async def _thread(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._disk)
+
+    async def _resolve(self, ref: AssetRef, progress: ProgressCallback | None) -> ResolvedAsset:
+        if ref.is_pinned or self.settings.offline:
+            cached = await self._thread(find_cached, self._layout, ref)
+            if cached is not None:
+                return ResolvedAsset(ref, cached.path, cached.commit, cached.size, cached.etag, Origin.DISK)
+            if self.settings.offline:
+                raise OfflineError(
+                    f"Fetching {ref}: offline mode is on and the file is not in the local cache; "
+                    "unset HF_HUB_OFFLINE or fetch it once while online."
+                )
+        meta = await self._metadata(ref)
+        await self._thread(write_ref, self._layout, ref, ref.revision, meta.commit)
+        pointer = self._layout.snapshot(ref, meta.commit)
+        etag = safe_blob_name(meta.etag)
+        if etag is not None:
+            blob = self._layout.blob(ref, etag)
+            if await self._thread(blob.exists):
+                if not await self._thread(pointer.exists):
+                    await self._thread(link_snapshot, blob, pointer)
+                return ResolvedAsset(
+                    ref, pointer, meta.commit, await self._thread(_size, blob), etag, Origin.DISK
+                )
+        return await self._download(ref, meta, etag, progress)
+
+    async def _metadata(self, ref: AssetRef) -> FileMetadata:
+        endpoint = self.settings.endpoint
+        url = resolve_url(endpoint, ref)
+        for _ in range(_MAX_REDIRECTS):
+            response = await self._request("HEAD", url, ref, allow_status=True)
+            location = response.headers.get("location")
+            if response.is_redirect and location:
+                target = redirect_target(url, location)
+                if same_origin(target, endpoint):
+                    url = target
+                    continue
+            if response.is_redirect or response.is_success:
+                meta = metadata_from_headers(
+                    response.headers, url=url, endpoint=endpoint, ref=ref, redirected=response.is_redirect
+                )
+                if meta is None:
+                    raise SourceUnavailableError(
+                        f"Fetching {ref}: the answer from {endpoint} has no X-Repo-Commit header, "
+                        "so it does not look like a Hub endpoint; check HF_ENDPOINT."
+                    )
+                return meta
+            error = error_for_status(response.status_code, response.headers, ref, has_token=self._has_token)
+            commit = response.headers.get("x-repo-commit")
+            if response.headers.get("x-error-code") == "EntryNotFound" and commit:
+                await self._thread(mark_missing, self._layout, ref, commit)
+                await self._thread(write_ref, self._layout, ref, ref.revision, commit)
+            raise error
+        raise SourceUnavailableError(f"Fetching {ref}: more than {_MAX_REDIRECTS} redirects.")
+
+    @property
+    def _has_token(self) -> bool:
+        return self.settings.token is not None
+
+    def _headers_for(self, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.settings.token is not None and same_origin(url, self.settings.endpoint):
+            headers["authorization"] = f"Bearer {self.settings.token}"
+        return headers
+
+    # ---- small requests with retries -------------------------------------------------
+
+    async def _request(
+        self, method: str, url: str, what: AssetRef | RepoRef, *, allow_status: bool = False
+    ) -> httpx.Response:
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                response = await self._client.request(method, url, headers=self._headers_for(url))
+                if response.status_code not in RETRYABLE_STATUS:
+                    if not allow_status and response.is_error:
+                        raise error_for_status(
+                            response.status_code, response.headers, what, has_token=self._has_token
+                        )
+                    return response
+                raise _Retry(
+                    f"HTTP {response.status_code}",
+                    error_for_status(response.status_code, response.headers, what, has_token=self._has_token),
+                    parse_retry_after(response.headers.get("retry-after"), time.time()),
+                )
+            except httpx.TransportError as exc:
+                failure: _Retry = _Retry(str(exc), to_fetch_error(exc, self._context(what)))
+            except _Retry as exc:
+                failure = exc
+            attempt += 1
+            await self._back_off(failure, attempt, started)
+
+    async def _back_off(self, failure: _Retry, attempt: int, started: float) -> None:
+        delay = self.retry.delay(attempt, time.monotonic() - started, failure.retry_after)
+        if delay is None:
+            raise failure.final
+        await self._sleep(delay)
+
+    async def _json(self, url: str, what: AssetRef | RepoRef) -> Any:
+        return (await self._request("GET", url, what)).json()
+
+    # ---- the transfer ----------------------------------------------------------------
+
+    async def _download(
+        self, ref: AssetRef, meta: FileMetadata, etag: str | None, progress: ProgressCallback | None
+    ) -> ResolvedAsset:
+        name = etag if etag is not None else f"unnamed-{uuid.uuid4().hex}"
+        blob = self._layout.blob(ref, name)
+        lock = filelock.FileLock(str(self._layout.lock(ref, name)), thread_local=False)
+        await anyio.to_thread.run_sync(acquire_lock, lock, self.settings.lock_timeout, limiter=self._disk)
+        try:
+            if etag is not None and await self._thread(blob.exists):  # another process finished it meanwhile
+                pointer = self._layout.snapshot(ref, meta.commit)
+                await self._thread(link_snapshot, blob, pointer)
+                return ResolvedAsset(
+                    ref, pointer, meta.commit, await self._thread(_size, blob), etag, Origin.DISK
+                )
+            partial = PartialBlob(blob, etag or "", meta.size)
+            start = await self._thread(partial.open)
+            try:
+                size = await self._transfer(ref, meta, partial, start, progress)
+                await self._thread(partial.verify)
+            except IntegrityError as exc:
+                with anyio.CancelScope(shield=True):
+                    await self._thread(partial.discard)
+                raise IntegrityError(f"Fetching {ref}: {exc}; nothing was published, retry.") from None
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._thread(partial.close)  # keep it: the next attempt resumes
+                raise
+            return await self._publish(ref, meta, partial, etag, size)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._thread(lock.release)
+
+    async def _publish(
+        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, etag: str | None, size: int
+    ) -> ResolvedAsset:
+        with anyio.CancelScope(shield=True):  # a finished, verified blob is never thrown away
+            name: str = etag if etag is not None else await self._thread(_sha256_of, partial.path)
+            if etag is None:  # the server sent no usable etag: the blob is named by its sha256
+                partial.blob = self._layout.blob(ref, name)
+            await self._thread(partial.publish)
+            pointer = self._layout.snapshot(ref, meta.commit)
+            await self._thread(link_snapshot, partial.blob, pointer)
+        return ResolvedAsset(ref, pointer, meta.commit, size, name, Origin.NETWORK)
+
+    async def _transfer(
+        self,
+        ref: AssetRef,
+        meta: FileMetadata,
+        partial: PartialBlob,
+        start: int,
+        progress: ProgressCallback | None,
+    ) -> int:
+        report = _Progress(ref, meta.size, progress)
+        report.done = start
+        report.send(ProgressKind.STARTED)
+        started, attempt = time.monotonic(), 0
+        try:
+            while True:
+                try:
+                    await self._fetch_body(ref, meta, partial, report)
+                    break
+                except httpx.TransportError as exc:
+                    failure = _Retry(str(exc), to_fetch_error(exc, self._context(ref)))
+                except _Retry as exc:
+                    failure = exc
+                attempt += 1
+                await self._back_off(failure, attempt, started)
+                report.done = partial.watermark
+        except BaseException:
+            report.send(ProgressKind.FAILED)
+            raise
+        report.send(ProgressKind.FINISHED)
+        return report.done
+
+    async def _fetch_body(
+        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, report: _Progress
+    ) -> None:
+        start, size = partial.watermark, meta.size
+        if size is not None and start >= size:
+            return
+        parallel = size is not None and size - start >= self.options.parallel_threshold
+        first_last = min(start + self.options.chunk_size, size) - 1 if parallel and size is not None else None
+        async with self._open_body(ref, meta.url, start, first_last) as response:
+            if response.status_code == 200 and start > 0:  # the server ignored Range: start over
+                await self._thread(partial.restart)
+                report.done = start = 0
+            elif response.status_code == 206:
+                span = parse_content_range(response.headers.get("content-range"))
+                if span is None or span[0] != start:
+                    raise _Retry(
+                        "bad Content-Range", SourceUnavailableError(f"Fetching {ref}: bad Content-Range.")
+                    )
+            ranged = response.status_code == 206 and first_last is not None and size is not None
+            end = await self._stream_into(response, partial, start, report, contiguous=True)
+            if not ranged:
+                self._check_complete(ref, end, size)
+                return
+        assert size is not None
+        await self._parallel(ref, meta, partial, end, size, report)
+
+    def _check_complete(self, ref: AssetRef, end: int, size: int | None) -> None:
+        if size is not None and end < size:
+            raise _Retry(
+                "short body",
+                SourceUnavailableError(
+                    f"Fetching {ref}: the body kept ending early ({end} of {size} bytes)."
+                ),
+            )
+        if size is not None and end > size:
+            raise IntegrityError(f"Fetching {ref}: the body is longer than the {size} bytes announced.")
+
+    def _open_body(self, ref: AssetRef, url: str, start: int, last: int | None) -> _BodyStream:
+        return _BodyStream(self, ref, url, start, last)
+
+    async def _stream_into(
+        self,
+        response: httpx.Response,
+        partial: PartialBlob,
+        offset: int,
+        report: _Progress,
+        *,
+        contiguous: bool,
+    ) -> int:
+        """Write the body at `offset` in blocks; return the offset after the last byte."""
+        buffer = bytearray()
+        position = offset
+        async for chunk in response.aiter_bytes():
+            buffer += chunk
+            if len(buffer) >= _WRITE_BLOCK:
+                position = await self._flush(partial, position, buffer, report, contiguous)
+        if buffer:
+            position = await self._flush(partial, position, buffer, report, contiguous)
+        return position
+
+    async def _flush(
+        self, partial: PartialBlob, position: int, buffer: bytearray, report: _Progress, contiguous: bool
+    ) -> int:
+        data = bytes(buffer)
+        buffer.clear()
+        end = position + len(data)
+        await self._thread(partial.write_at, position, data, end if contiguous else None)
+        report.advance(len(data))
+        return end
+
+    async def _parallel(
+        self,
+        ref: AssetRef,
+        meta: FileMetadata,
+        partial: PartialBlob,
+        start: int,
+        size: int,
+        report: _Progress,
+    ) -> None:
+        pending = plan_ranges(start, size, self.options.chunk_size)
+        done: set[int] = set()
+        watermark = start
+        marking = anyio.Lock()
+        failures: list[BaseException] = []
+
+        async def advance(first: int) -> None:
+            nonlocal watermark
+            done.add(first)
+            async with marking:  # one watermark write at a time, in order
+                moved = watermark
+                while moved in done:
+                    done.discard(moved)
+                    moved = min(moved + self.options.chunk_size, size)
+                if moved != watermark:
+                    watermark = moved
+                    await self._thread(partial.set_watermark, moved)
+
+        async def fetch_range(first: int, last: int) -> None:
+            async with self._open_body(ref, meta.url, first, last) as response:
+                if response.status_code != 206:
+                    stopped = SourceUnavailableError(f"Fetching {ref}: the server stopped honouring ranges.")
+                    raise _Retry("range not honoured", stopped)
+                end = await self._stream_into(response, partial, first, report, contiguous=False)
+            if end != last + 1:
+                short = SourceUnavailableError(f"Fetching {ref}: ranges kept ending early.")
+                raise _Retry("short range", short)
+            await advance(first)
+
+        async def worker() -> None:
+            while pending and not failures:
+                first, last = pending.pop(0)
+                try:
+                    await fetch_range(first, last)
+                except Exception as exc:  # the first failure stops every worker
+                    failures.append(exc)
+                    tg.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self.options.connections, len(pending))):
+                tg.start_soon(worker)
+        if failures:
+            raise failures[0]
+
+
+class _BodyStream:
+    """`async with` a GET of `url` from `start` (to `last`), redirects followed by hand.
+
+    Raises `_Retry` for retryable statuses and the final error for the others.
+    """
+
+    def __init__(self, source: HttpHubSource, ref: AssetRef, url: str, start: int, last: int | None) -> None:
+        self._source, self._ref, self._url = source, ref, url
+        self._range = (
+            f"bytes={start}-{'' if last is None else last}" if start > 0 or last is not None else None
+        )
+        self._response: httpx.Response | None = None
+
+    async def __aenter__(self) -> httpx.Response:
+        source, url = self._source, self._url
+        extra = {"range": self._range} if self._range else {}
+        for _ in range(_MAX_REDIRECTS):
+            request = source._client.build_request("GET", url, headers=source._headers_for(url, extra))
+            response = await source._client.send(request, stream=True)
+            location = response.headers.get("location")
+            if response.is_redirect and location:
+                await response.aclose()
+                url = redirect_target(url, location)
+                continue
+            if response.status_code in RETRYABLE_STATUS or response.is_error:
+                await response.aclose()
+                error = error_for_status(
+                    response.status_code, response.headers, self._ref, has_token=source._has_token
+                )
+                if response.status_code in RETRYABLE_STATUS:
+                    raise _Retry(
+                        f"HTTP {response.status_code}",
+                        error,
+                        parse_retry_after(response.headers.get("retry-after"), time.time()),
+                    )
+                raise error
+            self._response = response
+            return response
+        raise SourceUnavailableError(f"Fetching {self._ref}: more than {_MAX_REDIRECTS} redirects.")
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+
+def _repo_file(entry: dict[str, Any]) -> RepoFile:
+    lfs = entry.get("lfs")
+    if lfs:
+        return RepoFile(str(entry["path"]), int(lfs["size"]), str(lfs["oid"]), lfs=True)
+    return RepoFile(str(entry["path"]), int(entry["size"]), str(entry["oid"]))
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(8 * MiB):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,193 @@
+"""The Hub's download protocol as pure functions: URLs, headers, errors, ranges. No I/O.
+
+`HttpHubSource` drives these; they are tested on plain values.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, urljoin, urlsplit
+
+from ._errors import (
+    AssetNotFoundError,
+    AuthenticationError,
+    FetchError,
+    InvalidRequestError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+    SourceUnavailableError,
+)
+from ._types import AssetRef, RepoRef
+
+_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def resolve_url(endpoint: str, ref: AssetRef) -> str:
+    """`{endpoint}/{prefix}{repo_id}/resolve/{revision}/{path}`, quoted as huggingface_hub does."""
+    revision = quote(ref.revision, safe="")
+    return f"{endpoint}/{_PREFIX[ref.repo_type]}{ref.repo_id}/resolve/{revision}/{quote(ref.filename)}"
+
+
+def revision_url(endpoint: str, repo: RepoRef) -> str:
+    """The repo-info URL that pins a revision to a commit."""
+    return f"{endpoint}/api/{repo.repo_type}s/{repo.repo_id}/revision/{quote(repo.revision, safe='')}"
+
+
+def tree_url(endpoint: str, repo: RepoRef, commit: str) -> str:
+    """The first page of the recursive tree listing at `commit`."""
+    return f"{endpoint}/api/{repo.repo_type}s/{repo.repo_id}/tree/{commit}?recursive=true&expand=false"
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of `url`, with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether two URLs share scheme, host and port (the only place a token may go)."""
+    return origin(a) == origin(b)
+
+
+def redirect_target(url: str, location: str) -> str:
+    """The absolute URL a `Location` header points to."""
+    return urljoin(url, location)
+
+
+def normalize_etag(value: str | None) -> str | None:
+    """Strip `W/` and quotes from an ETag; None for a missing or empty one."""
+    if not value:
+        return None
+    value = value.strip()
+    value = value.removeprefix("W/")
+    return value.strip('"') or None
+
+
+def safe_blob_name(etag: str | None) -> str | None:
+    """`etag` if it can name a blob file safely (hex, as the Hub's are), else None."""
+    if etag and len(etag) <= 128 and _HEX.fullmatch(etag):
+        return etag
+    return None
+
+
+def hash_kind(etag: str) -> str | None:
+    """How to verify content against `etag`: "sha256" (LFS), "git-sha1" (git blob), or None."""
+    if len(etag) == 64 and _HEX.fullmatch(etag):
+        return "sha256"
+    if len(etag) == 40 and _HEX.fullmatch(etag):
+        return "git-sha1"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class FileMetadata:
+    """What the metadata request told us about a file.
+
+    Attributes:
+        commit: the commit the revision resolved to.
+        etag: the content's id (sha256 for LFS, git sha1 otherwise); None if not sent.
+        size: the content's size, if sent.
+        url: where to download it from (the CDN location after a cross-origin redirect).
+        send_token: whether `url` is on the endpoint's origin, so auth may be sent there.
+    """
+
+    commit: str
+    etag: str | None
+    size: int | None
+    url: str
+    send_token: bool
+
+
+def metadata_from_headers(
+    headers: Mapping[str, str], *, url: str, endpoint: str, ref: AssetRef, redirected: bool
+) -> FileMetadata | None:
+    """Metadata from a HEAD answer (a 2xx, or the 3xx that leaves the Hub); None without a commit."""
+    commit = headers.get("x-repo-commit") or (ref.revision if ref.is_pinned else None)
+    if commit is None:
+        return None
+    etag = normalize_etag(headers.get("x-linked-etag") or headers.get("etag"))
+    raw_size = headers.get("x-linked-size") or (None if redirected else headers.get("content-length"))
+    size = int(raw_size) if raw_size and raw_size.isdigit() else None
+    target = redirect_target(url, headers["location"]) if redirected and "location" in headers else url
+    return FileMetadata(commit, etag, size, target, same_origin(target, endpoint))
+
+
+def error_for_status(
+    status: int, headers: Mapping[str, str], what: AssetRef | RepoRef, *, has_token: bool
+) -> FetchError:
+    """The error a final (non-retryable, or retried-out) HTTP status means."""
+    code = headers.get("x-error-code")
+    repo = f"{what.repo_type} {what.repo_id}"
+    token_hint = "set HF_TOKEN to a token with access"
+    if code == "GatedRepo":
+        return AuthenticationError(
+            f"Fetching {what}: {what.repo_id} is gated; accept its terms on the Hub and {token_hint}."
+        )
+    if code == "RepoNotFound":
+        if has_token and status == 401:
+            return AuthenticationError(
+                f"Fetching {what}: the server rejected the token for {repo}; check HF_TOKEN."
+            )
+        hint = "" if has_token else f"; if it is private, {token_hint}"
+        return RepoNotFoundError(
+            f"Fetching {what}: {repo} was not found; check the repo id and repo_type{hint}."
+        )
+    if code == "RevisionNotFound":
+        return RevisionNotFoundError(
+            f"Fetching {what}: revision {what.revision!r} does not exist; check the branch, tag or commit id."
+        )
+    if code == "EntryNotFound":
+        return AssetNotFoundError(
+            f"Fetching {what}: the file does not exist at that revision; check the filename."
+        )
+    if status in (401, 403):
+        return AuthenticationError(
+            f"Fetching {what}: the server refused access (HTTP {status}); {token_hint}, "
+            "or check that the repo and file exist (some servers answer 401 for missing files)."
+        )
+    if status in (404, 410):
+        return AssetNotFoundError(
+            f"Fetching {what}: the server answered {status} Not Found; check the names."
+        )
+    if status == 400:
+        return InvalidRequestError(f"Fetching {what}: the server rejected the request as invalid (HTTP 400).")
+    if status in RETRYABLE_STATUS:
+        return SourceUnavailableError(
+            f"Fetching {what}: the server kept answering HTTP {status}; retry later."
+        )
+    return SourceUnavailableError(f"Fetching {what}: unexpected HTTP {status} from the server.")
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - now, 0.0)
+
+
+def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    """(first, last, total) from `Content-Range: bytes a-b/n`; total None for `*`."""
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
+    if match is None:
+        return None
+    total = None if match[3] == "*" else int(match[3])
+    return int(match[1]), int(match[2]), total
+
+
+def plan_ranges(start: int, size: int, chunk: int) -> list[tuple[int, int]]:
+    """Split bytes `start..size-1` into inclusive `(first, last)` ranges of `chunk` bytes."""
+    return [(first, min(first + chunk, size) - 1) for first in range(start, size, chunk)]
