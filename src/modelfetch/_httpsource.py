@@ -426,12 +426,15 @@ class HttpHubSource(AsyncResource):
         """Write the body at `offset` in blocks; return the offset after the last byte."""
         buffer = bytearray()
         position = offset
-        async for chunk in response.aiter_bytes():
-            buffer += chunk
-            if len(buffer) >= _WRITE_BLOCK:
-                position = await self._flush(partial, position, buffer, report, contiguous)
-        if buffer:
-            position = await self._flush(partial, position, buffer, report, contiguous)
+        try:
+            async for chunk in response.aiter_bytes():
+                buffer += chunk
+                if len(buffer) >= _WRITE_BLOCK:
+                    position = await self._flush(partial, position, buffer, report, contiguous)
+        finally:
+            if buffer:  # keep every byte that arrived, even when the stream failed or was cancelled
+                with anyio.CancelScope(shield=True):
+                    position = await self._flush(partial, position, buffer, report, contiguous)
         return position
 
     async def _flush(
