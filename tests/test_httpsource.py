@@ -119,7 +119,7 @@ async def test_server_that_ignores_range_on_resume(tmp_path: Path) -> None:
 async def test_401_for_a_missing_file_is_an_authentication_error(tmp_path: Path) -> None:
     """Servers that answer 401 instead of 404 give a clear AuthenticationError."""
     async with _source(tmp_path, lambda request: httpx.Response(401)) as source:
-        with pytest.raises(modelfetch.AuthenticationError, match="w.bin"):
+        with pytest.raises(modelfetch.AuthenticationError, match=r"w\.bin"):
             await source.resolve(REF)
 
 

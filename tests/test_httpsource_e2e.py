@@ -69,7 +69,7 @@ async def test_dropped_connection_resumes_from_the_last_byte(fake_hub: FakeHub, 
         resolved = await source.resolve(AssetRef("org/model", "w.bin"))
     assert resolved.path.read_bytes() == data
     gets = [r for r in fake_hub.requests if r.method == "GET"]
-    assert [g.range for g in gets][0] is None
+    assert gets[0].range is None
     assert gets[1].range is not None
     assert gets[1].range.startswith("bytes=")
     assert int(gets[1].range.removeprefix("bytes=").split("-")[0]) > 0
@@ -201,7 +201,7 @@ async def test_missing_file_leaves_the_no_exist_marker(fake_hub: FakeHub, settin
 
 
 async def test_lock_held_elsewhere_times_out_clearly(fake_hub: FakeHub, settings: Settings) -> None:
-    """If another process holds huggingface_hub's lock for the blob, we wait a bounded time, then fail clearly."""
+    """Another process holding huggingface_hub's blob lock makes us wait a bounded time, then fail clearly."""
     fake_hub.add_file("org/model", "w.safetensors", BIG)
     sha = hashlib.sha256(BIG).hexdigest()
     lock_path = settings.hub_cache / ".locks" / "models--org--model" / f"{sha}.lock"
