@@ -18,6 +18,10 @@ demo: $(STAMP)  ## the main job: fetch a generated model from an embedded fake H
 test: $(STAMP)  ## the whole test suite, on asyncio, uvloop and trio
 	$(BIN)/python -m pytest
 
+bench: $(STAMP)  ## every benchmark scenario; writes docs/benchmarks.md and its plots
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.run
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

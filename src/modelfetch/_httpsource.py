@@ -23,6 +23,7 @@ import anyio.to_thread
 import filelock
 import httpx
 from anyio.abc import AsyncResource
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, OfflineError, SourceUnavailableError
@@ -51,7 +52,8 @@ from ._version import __version__ as _version
 
 MiB = 1024 * 1024
 _MAX_REDIRECTS = 5
-_WRITE_BLOCK = 2 * MiB
+_WRITE_BLOCK = MiB
+_QUEUE_BLOCKS = 3
 _PROGRESS_BYTES = MiB
 _PROGRESS_SECONDS = 0.1
 
@@ -423,28 +425,41 @@ class HttpHubSource(AsyncResource):
         *,
         contiguous: bool,
     ) -> int:
-        """Write the body at `offset` in blocks; return the offset after the last byte."""
-        buffer = bytearray()
-        position = offset
-        try:
-            async for chunk in response.aiter_bytes():
-                buffer += chunk
-                if len(buffer) >= _WRITE_BLOCK:
-                    position = await self._flush(partial, position, buffer, report, contiguous)
-        finally:
-            if buffer:  # keep every byte that arrived, even when the stream failed or was cancelled
-                with anyio.CancelScope(shield=True):
-                    position = await self._flush(partial, position, buffer, report, contiguous)
-        return position
+        """Write the body at `offset`; return the offset after the last byte written.
 
-    async def _flush(
-        self, partial: PartialBlob, position: int, buffer: bytearray, report: _Progress, contiguous: bool
-    ) -> int:
-        data = bytes(buffer)
-        buffer.clear()
-        end = position + len(data)
-        await self._thread(partial.write_at, position, data, end if contiguous else None)
-        report.advance(len(data))
+        Reading and writing overlap: the reader queues blocks (a few, so memory stays
+        bounded) while a writer task puts them on disk in a worker thread. If the stream
+        fails, every byte that arrived is still written before the error is raised, so a
+        retry resumes exactly there.
+        """
+        send, receive = anyio.create_memory_object_stream[tuple[int, bytearray]](_QUEUE_BLOCKS)
+        end = offset
+        failures: list[Exception] = []
+
+        async def write_all() -> None:
+            nonlocal end
+            async with receive:
+                async for position, data in receive:
+                    try:
+                        mark = position + len(data) if contiguous else None
+                        await self._thread(partial.write_at, position, data, mark)
+                    except Exception as exc:
+                        failures.append(exc)
+                        return  # closing `receive` stops the reader
+                    end = position + len(data)
+                    report.advance(len(data))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_all)
+            async with send:
+                try:
+                    await _read_blocks(response, offset, send)
+                except anyio.BrokenResourceError:
+                    pass  # the writer failed; its error is in `failures`
+                except Exception as exc:
+                    failures.append(exc)
+        if failures:
+            raise failures[0]
         return end
 
     async def _parallel(
@@ -457,6 +472,7 @@ class HttpHubSource(AsyncResource):
         report: _Progress,
     ) -> None:
         pending = plan_ranges(start, size, self.options.chunk_size)
+        partial.inline_hash = False  # writes now land out of order; hash_through follows the watermark
         done: set[int] = set()
         watermark = start
         marking = anyio.Lock()
@@ -473,6 +489,14 @@ class HttpHubSource(AsyncResource):
                 if moved != watermark:
                     watermark = moved
                     await self._thread(partial.set_watermark, moved)
+                    tg.start_soon(hash_through, moved)  # overlap hashing with the transfer
+
+        async def hash_through(upto: int) -> None:
+            try:
+                await self._thread(partial.hash_through, upto)
+            except Exception as exc:
+                failures.append(exc)
+                tg.cancel_scope.cancel()
 
         async def fetch_range(first: int, last: int) -> None:
             async with self._open_body(ref, meta.url, first, last) as response:
@@ -499,6 +523,30 @@ class HttpHubSource(AsyncResource):
                 tg.start_soon(worker)
         if failures:
             raise failures[0]
+
+
+async def _read_blocks(
+    response: httpx.Response, offset: int, send: MemoryObjectSendStream[tuple[int, bytearray]]
+) -> None:
+    """Queue the body in blocks of `_WRITE_BLOCK` bytes, tagged with their file offset.
+
+    Each block is handed over as is (no copy) and a fresh buffer started.
+    """
+    buffer = bytearray()
+    position = offset
+    try:
+        async for chunk in response.aiter_bytes():
+            buffer += chunk
+            if len(buffer) >= _WRITE_BLOCK:
+                block, buffer = buffer, bytearray()
+                await send.send((position, block))
+                position += len(block)
+    except Exception:
+        if buffer:  # what arrived before the failure is good: keep it
+            await send.send((position, buffer))
+        raise
+    if buffer:
+        await send.send((position, buffer))
 
 
 class _BodyStream:

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ class PartialBlob:
         self._kind = hash_kind(etag)
         self._hasher: Any = None
         self._hashed = 0
+        self._hash_lock = threading.Lock()  # inline hashing (writers) and hash_through (followers)
+        self.inline_hash = True  # off once writes go out of order (parallel ranges use hash_through)
 
     def open(self) -> int:
         """Open (or create) the file and return the watermark to resume from."""
@@ -86,7 +89,7 @@ class PartialBlob:
         self.set_watermark(0)
         self._start_hash()
 
-    def write_at(self, offset: int, data: bytes, watermark: int | None = None) -> None:
+    def write_at(self, offset: int, data: bytes | bytearray, watermark: int | None = None) -> None:
         """Write `data` at `offset`; then, if given, record the new watermark."""
         view = memoryview(data)
         position = offset
@@ -94,11 +97,29 @@ class PartialBlob:
             written = os.pwrite(self._fd, view, position)
             view = view[written:]
             position += written
-        if self._hasher is not None and offset == self._hashed:
-            self._hasher.update(data)
-            self._hashed += len(data)
+        if self.inline_hash:
+            with self._hash_lock:
+                if self._hasher is not None and offset == self._hashed:
+                    self._hasher.update(data)
+                    self._hashed += len(data)
         if watermark is not None:
             self.set_watermark(watermark)
+
+    def hash_through(self, upto: int) -> None:
+        """Hash the file up to `upto` (bytes already written), reading back what is not hashed yet.
+
+        Parallel ranges arrive out of order; calling this as the watermark advances keeps
+        the hash moving during the transfer instead of re-reading everything at the end.
+        """
+        with self._hash_lock:
+            if self._hasher is None:
+                return
+            while self._hashed < upto:
+                block = os.pread(self._fd, min(_READ_BLOCK, upto - self._hashed), self._hashed)
+                if not block:
+                    break
+                self._hasher.update(block)
+                self._hashed += len(block)
 
     def set_watermark(self, value: int) -> None:
         """Record that the first `value` bytes are good."""
