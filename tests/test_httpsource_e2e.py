@@ -30,7 +30,9 @@ from modelfetch.testing import FakeHub, Fault
 
 MiB = 1024 * 1024
 BIG = os.urandom(5 * MiB + 123)
-SMALL_PARTS = TransferOptions(parallel_threshold=MiB, chunk_size=512 * 1024, connections=3)
+SMALL_PARTS = TransferOptions(
+    parallel_threshold=MiB, chunk_size=512 * 1024, connections=3, small_file_limit=0
+)
 FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
 
 
@@ -119,7 +121,7 @@ async def test_cancelled_download_resumes_in_a_new_source(fake_hub: FakeHub, set
         if event.kind is ProgressKind.ADVANCED and event.done >= MiB:
             halfway.set()
 
-    plain = TransferOptions(parallel_threshold=100 * MiB)
+    plain = TransferOptions(parallel_threshold=100 * MiB, small_file_limit=0)
     async with (
         HttpHubSource(settings, options=plain, retry=FAST_RETRY) as source,
         anyio.create_task_group() as tg,
@@ -232,3 +234,28 @@ def test_cli_backend_httpx(hub_env: FakeHub, capsys: pytest.CaptureFixture[str])
     hub_env.add_file("org/model", "config.json", b"{}")
     assert main(["get", "org/model", "config.json", "--backend", "httpx"]) == 0
     assert Path(capsys.readouterr().out.strip()).read_bytes() == b"{}"
+
+
+async def test_snapshot_needs_no_metadata_requests(fake_hub: FakeHub, settings: Settings) -> None:
+    """Files of a listed commit are fetched with one GET each: the listing already gave etag and size."""
+    files = {f"f{i}.json": b"{}" * (i + 1) for i in range(6)} | {"model.safetensors": BIG}
+    commit = fake_hub.add_files("org/model", files)
+    async with CachedSource(HttpHubSource(settings)) as source:
+        folder = await modelfetch.snapshot("org/model", source=source)
+    assert folder.name == commit
+    assert fake_hub.count("HEAD") == 0
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+
+
+async def test_small_files_report_progress(fake_hub: FakeHub, settings: Settings) -> None:
+    """A file under the small-file limit still reports STARTED, ADVANCED and FINISHED."""
+    data = os.urandom(3 * MiB)
+    fake_hub.add_file("org/model", "w.bin", data, lfs=True)
+    events: list[ProgressEvent] = []
+    async with HttpHubSource(settings) as source:
+        await source.resolve(AssetRef("org/model", "w.bin"), progress=events.append)
+    kinds = [e.kind for e in events]
+    assert kinds[0] is ProgressKind.STARTED
+    assert kinds[-1] is ProgressKind.FINISHED
+    assert ProgressKind.ADVANCED in kinds
+    assert events[-1].done == len(data)

@@ -45,6 +45,8 @@ from ._types import RepoListing as RepoListing
 from ._types import RepoRef as RepoRef
 from ._types import ResolvedAsset as ResolvedAsset
 from ._version import __version__ as __version__
+from ._weights import SafetensorsModel as SafetensorsModel
+from ._weights import fetch_safetensors as fetch_safetensors
 
 __all__ = [
     "AssetNotFoundError",
@@ -71,6 +73,7 @@ __all__ = [
     "ResolvedAsset",
     "RetryPolicy",
     "RevisionNotFoundError",
+    "SafetensorsModel",
     "Settings",
     "SnapshotError",
     "SourceUnavailableError",
@@ -79,6 +82,7 @@ __all__ = [
     "__version__",
     "aclose_default_source",
     "fetch",
+    "fetch_safetensors",
     "fetch_sync",
     "shutdown_sync",
     "snapshot",

@@ -14,7 +14,7 @@ from ._globs import filter_paths
 from ._hfcache import CacheLayout, write_ref
 from ._progress import ProgressCallback
 from ._protocol import ModelAssetSource
-from ._types import DEFAULT_REVISION, RepoRef, ResolvedAsset
+from ._types import DEFAULT_REVISION, RepoRef
 from ._validate import RepoType
 
 DEFAULT_SNAPSHOT_WORKERS = 8
@@ -98,54 +98,59 @@ async def snapshot(
     repo = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type)
     src = source if source is not None else default_source()
     listing = await src.list_files(repo)
-    paths = filter_paths([f.path for f in listing.files], include, exclude)
-    if not paths:
+    names = filter_paths([f.path for f in listing.files], include, exclude)
+    if not names:
         raise AssetNotFoundError(
             f"Snapshot of {repo}: no file matches include={include!r} exclude={exclude!r} "
             f"among {len(listing.files)} files; check the patterns."
         )
     pinned = RepoRef(repo.repo_id, listing.commit, repo.repo_type)
-    resolved = await _fetch_all(src, pinned, paths, max_workers, progress)
-    folder = _snapshot_folder(resolved)
+    paths = await fetch_many(src, pinned, names, max_workers=max_workers, progress=progress)
+    folder = _snapshot_folder(names[0], paths[names[0]])
     await anyio.to_thread.run_sync(
         write_ref, CacheLayout(folder.parent.parent.parent), repo, repo.revision, listing.commit
     )
     return folder
 
 
-async def _fetch_all(
+async def fetch_many(
     src: ModelAssetSource,
     pinned: RepoRef,
-    paths: list[str],
-    max_workers: int,
-    progress: ProgressCallback | None,
-) -> list[ResolvedAsset]:
+    names: list[str],
+    *,
+    max_workers: int = DEFAULT_SNAPSHOT_WORKERS,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Path]:
+    """Fetch `names` of one pinned revision, `max_workers` at a time; return name -> path.
+
+    If any file fails, the others are cancelled and one `SnapshotError` names every
+    failure; files already fetched stay valid in the cache.
+    """
     limiter = anyio.CapacityLimiter(max_workers)
-    results: list[ResolvedAsset] = []
+    paths: dict[str, Path] = {}
     errors: dict[str, FetchError] = {}
 
-    async def one(path: str) -> None:
+    async def one(name: str) -> None:
         async with limiter:
             try:
-                results.append(await src.resolve(pinned.asset(path), progress=progress))
+                paths[name] = (await src.resolve(pinned.asset(name), progress=progress)).path
             except FetchError as exc:
-                errors[path] = exc
+                errors[name] = exc
                 tg.cancel_scope.cancel()
 
     async with anyio.create_task_group() as tg:
-        for path in paths:
-            tg.start_soon(one, path)
+        for name in names:
+            tg.start_soon(one, name)
     if errors:
         lines = "; ".join(f"{p}: {e}" for p, e in sorted(errors.items()))
         raise SnapshotError(
-            f"Snapshot of {pinned}: {len(errors)} of {len(paths)} files failed: {lines}", errors
+            f"Fetching from {pinned}: {len(errors)} of {len(names)} files failed: {lines}", errors
         )
-    return results
+    return paths
 
 
-def _snapshot_folder(resolved: list[ResolvedAsset]) -> Path:
-    first = resolved[0]
-    folder = first.path
-    for _ in first.ref.filename.split("/"):
+def _snapshot_folder(name: str, path: Path) -> Path:
+    folder = path
+    for _ in name.split("/"):
         folder = folder.parent
     return folder

@@ -2,7 +2,8 @@
 
     modelfetch get REPO FILE... [--revision R] [--repo-type T] [--backend threads] [--quiet]
     modelfetch snapshot REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--max-workers N]
-    modelfetch demo [--size MIB] [--shards N]
+    modelfetch cache ls
+    modelfetch demo [--size MIB] [--shards N] [--backend threads|httpx]
 
 stdout carries only results (one path per line); progress and errors go to stderr.
 Exit status: 0 on success, 1 when a fetch fails, 2 for bad usage.
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
+from huggingface_hub import scan_cache_dir
 
 from ._api import DEFAULT_SNAPSHOT_WORKERS, fetch, snapshot
 from ._bars import ProgressBars, bars_enabled
@@ -25,6 +27,7 @@ from ._httpsource import HttpHubSource
 from ._hub import HubSource
 from ._progress import ProgressCallback
 from ._protocol import ModelAssetSource
+from ._settings import Settings
 from ._version import __version__
 
 BACKENDS = ("threads", "httpx")
@@ -56,9 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("--exclude", action="append", default=None, metavar="GLOB")
     snap.add_argument("--max-workers", type=int, default=DEFAULT_SNAPSHOT_WORKERS)
 
+    cache = commands.add_parser("cache", help="inspect the Hugging Face cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    cache_commands.add_parser("ls", help="list cached repos: type, id, revisions, files, size")
+
     demo = commands.add_parser("demo", help="fetch a generated model from an embedded fake Hub on 127.0.0.1")
     demo.add_argument("--size", type=int, default=256, help="total weight size in MiB (default: 256)")
     demo.add_argument("--shards", type=int, default=4, help="number of safetensors shards (default: 4)")
+    demo.add_argument("--backend", default="threads", choices=BACKENDS, help="Hub source (default: threads)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     return parser
@@ -76,7 +84,7 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
     if args.command == "demo":
         from ._demo import run_demo  # noqa: PLC0415 - only the demo needs the test kit
 
-        await run_demo(size_mib=args.size, shards=args.shards, progress=progress)
+        await run_demo(size_mib=args.size, shards=args.shards, backend=args.backend, progress=progress)
         return []
     async with contextlib.aclosing(_source(args.backend)) as source:
         if args.command == "get":
@@ -107,6 +115,9 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "cache":
+        print(_cache_table(Settings.from_env().hub_cache))
+        return 0
     try:
         with contextlib.ExitStack() as stack:
             progress = None
@@ -124,6 +135,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in paths:
         print(path)
     return 0
+
+
+def _cache_table(root: Path) -> str:
+    """The repos in the cache at `root` as a table (huggingface_hub's own scan)."""
+    if not root.is_dir():
+        return f"no cache at {root}"
+    report = scan_cache_dir(root)
+    rows = [("TYPE", "REPO", "REVISIONS", "FILES", "SIZE")]
+    for repo in sorted(report.repos, key=lambda r: (r.repo_type, r.repo_id)):
+        refs = sorted({ref for rev in repo.revisions for ref in rev.refs}) or [
+            rev.commit_hash[:8] for rev in repo.revisions
+        ]
+        rows.append((repo.repo_type, repo.repo_id, ",".join(refs), str(repo.nb_files), repo.size_on_disk_str))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    lines.append(f"{len(report.repos)} repos, {report.size_on_disk_str} in {root}")
+    lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines)
 
 
 def _one_line(exc: BaseException) -> str:

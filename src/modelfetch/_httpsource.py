@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from ._hubproto import (
     same_origin,
     tree_url,
 )
-from ._partial import PartialBlob, acquire_lock
+from ._partial import PartialBlob, acquire_lock, store_small
 from ._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from ._retry import RetryPolicy
 from ._settings import Settings
@@ -54,6 +55,7 @@ MiB = 1024 * 1024
 _MAX_REDIRECTS = 5
 _WRITE_BLOCK = MiB
 _QUEUE_BLOCKS = 3
+_KNOWN_COMMITS = 64
 _PROGRESS_BYTES = MiB
 _PROGRESS_SECONDS = 0.1
 
@@ -65,12 +67,15 @@ class TransferOptions:
     Attributes:
         parallel_threshold: files at least this big use parallel ranges (when the server
             honours `Range`).
+        small_file_limit: files of known size up to this are fetched whole into memory and
+            stored in one step (no temporary-file resume for them).
         chunk_size: bytes per range request.
         connections: range requests in flight at once per file.
         max_connections: connections the shared client keeps, for all files together.
     """
 
     parallel_threshold: int = 64 * MiB
+    small_file_limit: int = 4 * MiB
     chunk_size: int = 16 * MiB
     connections: int = 4
     max_connections: int = 32
@@ -138,6 +143,8 @@ class HttpHubSource(AsyncResource):
         self._layout = CacheLayout(self.settings.hub_cache)
         self._disk = anyio.CapacityLimiter(16)
         self._sleep: Callable[[float], Awaitable[None]] = anyio.sleep  # replaceable in tests
+        # Files seen in commit-pinned listings: a pinned ref among them needs no HEAD.
+        self._known: OrderedDict[tuple[str, str, str], dict[str, RepoFile]] = OrderedDict()
         timeout = httpx.Timeout(self.settings.download_timeout, connect=self.settings.etag_timeout)
         limits = httpx.Limits(
             max_connections=self.options.max_connections,
@@ -191,7 +198,21 @@ class HttpHubSource(AsyncResource):
             raise
         except Exception as exc:
             raise to_fetch_error(exc, self._context(repo)) from exc
+        self._known[(repo.repo_type, repo.repo_id, commit)] = {f.path: f for f in files}
+        while len(self._known) > _KNOWN_COMMITS:
+            self._known.popitem(last=False)
         return RepoListing(repo, commit, tuple(sorted(files, key=lambda f: f.path)))
+
+    def _listed(self, ref: AssetRef) -> FileMetadata | None:
+        """Metadata from a listing of `ref`'s commit, when it is pinned and was listed."""
+        if not ref.is_pinned:
+            return None
+        entry = self._known.get((ref.repo_type, ref.repo_id, ref.revision), {}).get(ref.filename)
+        if entry is None:
+            return None
+        return FileMetadata(
+            ref.revision, entry.etag, entry.size, resolve_url(self.settings.endpoint, ref), True
+        )
 
     # ---- resolve ---------------------------------------------------------------------
 
@@ -211,19 +232,66 @@ class HttpHubSource(AsyncResource):
                     f"Fetching {ref}: offline mode is on and the file is not in the local cache; "
                     "unset HF_HUB_OFFLINE or fetch it once while online."
                 )
-        meta = await self._metadata(ref)
-        await self._thread(write_ref, self._layout, ref, ref.revision, meta.commit)
-        pointer = self._layout.snapshot(ref, meta.commit)
+        meta = self._listed(ref) or await self._metadata(ref)
         etag = safe_blob_name(meta.etag)
-        if etag is not None:
-            blob = self._layout.blob(ref, etag)
-            if await self._thread(blob.exists):
-                if not await self._thread(pointer.exists):
-                    await self._thread(link_snapshot, blob, pointer)
-                return ResolvedAsset(
-                    ref, pointer, meta.commit, await self._thread(_size, blob), etag, Origin.DISK
-                )
+        found: ResolvedAsset | None = await self._thread(self._prepare, ref, meta, etag)
+        if found is not None:
+            return found
+        if etag is not None and meta.size is not None and meta.size <= self.options.small_file_limit:
+            return await self._download_small(ref, meta, etag, progress)
         return await self._download(ref, meta, etag, progress)
+
+    def _prepare(self, ref: AssetRef, meta: FileMetadata, etag: str | None) -> ResolvedAsset | None:
+        """Record the ref; if the blob is already cached, link it and describe it (one thread hop)."""
+        write_ref(self._layout, ref, ref.revision, meta.commit)
+        if etag is None:
+            return None
+        blob = self._layout.blob(ref, etag)
+        try:
+            size = blob.stat().st_size
+        except FileNotFoundError:
+            return None
+        pointer = self._layout.snapshot(ref, meta.commit)
+        if not pointer.exists():
+            link_snapshot(blob, pointer)
+        return ResolvedAsset(ref, pointer, meta.commit, size, etag, Origin.DISK)
+
+    async def _download_small(
+        self, ref: AssetRef, meta: FileMetadata, etag: str, progress: ProgressCallback | None
+    ) -> ResolvedAsset:
+        report = _Progress(ref, meta.size, progress)
+        report.send(ProgressKind.STARTED)
+        started, attempt = time.monotonic(), 0
+        try:
+            while True:
+                try:
+                    body = bytearray()
+                    report.done = 0
+                    async with self._open_body(ref, meta.url, 0, None) as response:
+                        async for chunk in response.aiter_bytes():
+                            body += chunk
+                            report.advance(len(chunk))
+                    self._check_complete(ref, len(body), meta.size)
+                    data = bytes(body)
+                    break
+                except httpx.TransportError as exc:
+                    failure = _Retry(str(exc), to_fetch_error(exc, self._context(ref)))
+                except _Retry as exc:
+                    failure = exc
+                attempt += 1
+                await self._back_off(failure, attempt, started)
+            blob, pointer = self._layout.blob(ref, etag), self._layout.snapshot(ref, meta.commit)
+            lock = filelock.FileLock(str(self._layout.lock(ref, etag)), thread_local=False)
+            try:
+                await self._thread(store_small, blob, pointer, data, lock, self.settings.lock_timeout)
+            except IntegrityError as exc:
+                raise IntegrityError(f"Fetching {ref}: {exc}; nothing was published, retry.") from None
+        except BaseException:
+            report.send(ProgressKind.FAILED)
+            raise
+        report.done = len(data)
+        report.send(ProgressKind.FINISHED)
+        return ResolvedAsset(ref, pointer, meta.commit, len(data), etag, Origin.NETWORK)
 
     async def _metadata(self, ref: AssetRef) -> FileMetadata:
         endpoint = self.settings.endpoint

@@ -26,10 +26,10 @@ import anyio.from_thread
 import filelock
 
 from ._errors import IntegrityError, StorageError
-from ._hfcache import publish_blob
+from ._hfcache import link_snapshot, publish_blob, temp_blob_path
 from ._hubproto import hash_kind
 
-_READ_BLOCK = 8 * 1024 * 1024
+_READ_BLOCK = 1024 * 1024
 _FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -112,14 +112,20 @@ class PartialBlob:
         the hash moving during the transfer instead of re-reading everything at the end.
         """
         with self._hash_lock:
-            if self._hasher is None:
-                return
-            while self._hashed < upto:
-                block = os.pread(self._fd, min(_READ_BLOCK, upto - self._hashed), self._hashed)
-                if not block:
-                    break
-                self._hasher.update(block)
-                self._hashed += len(block)
+            if self._hasher is not None:
+                self._hashed = self._hash_range(self._hashed, upto)
+
+    def _hash_range(self, position: int, upto: int) -> int:
+        """Feed bytes `position..upto` of the file to the hasher through one reused buffer."""
+        buffer = bytearray(min(_READ_BLOCK, max(upto - position, 0)))
+        view = memoryview(buffer)
+        while position < upto:
+            got = os.preadv(self._fd, [view[: min(len(buffer), upto - position)]], position)
+            if got <= 0:
+                break
+            self._hasher.update(view[:got])
+            position += got
+        return position
 
     def set_watermark(self, value: int) -> None:
         """Record that the first `value` bytes are good."""
@@ -138,12 +144,7 @@ class PartialBlob:
         if self._hasher is None or self._hashed > actual:
             self.size = actual
             self._start_hash()
-        position = self._hashed  # resumed or out-of-order writes: hash the rest from disk
-        while position < actual:
-            block = os.pread(self._fd, min(_READ_BLOCK, actual - position), position)
-            self._hasher.update(block)
-            position += len(block)
-        self._hashed = actual
+        self._hashed = self._hash_range(self._hashed, actual)  # resumed or out-of-order: hash the rest
         digest = self._hasher.hexdigest()
         if digest != self.etag:
             raise IntegrityError(f"content hash {digest[:16]}... does not match the etag {self.etag[:16]}...")
@@ -188,3 +189,46 @@ def acquire_lock(lock: filelock.BaseFileLock, timeout: float) -> None:
                     f"another process has held {lock.lock_file} for over {timeout:.0f} s; "
                     "if no download is running, delete that file."
                 ) from None
+
+
+def verify_bytes(data: bytes, etag: str) -> None:
+    """Check in-memory content against its etag (sha256 or git sha1); raise `IntegrityError`."""
+    kind = hash_kind(etag)
+    if kind == "sha256":
+        digest = hashlib.sha256(data).hexdigest()
+    elif kind == "git-sha1":
+        digest = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    else:
+        return
+    if digest != etag:
+        raise IntegrityError(f"content hash {digest[:16]}... does not match the etag {etag[:16]}...")
+
+
+def store_small(blob: Path, pointer: Path, data: bytes, lock: filelock.BaseFileLock, timeout: float) -> None:
+    """Verify, write and publish a whole small blob, and link `pointer` to it, in one go.
+
+    The same steps as a large download (lock, temporary file opened without following
+    symlinks, atomic rename, relative link) done in a single worker-thread call, because
+    for small files the thread hops cost more than the bytes.
+    """
+    verify_bytes(data, blob.name)
+    acquire_lock(lock, timeout)
+    try:
+        if not blob.exists():
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temp_blob_path(blob)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            try:
+                publish_blob(tmp, blob)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+        link_snapshot(blob, pointer)
+    finally:
+        lock.release()

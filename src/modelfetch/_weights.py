@@ -1,0 +1,114 @@
+"""`fetch_safetensors`: config plus every weight shard of a safetensors model, concurrently."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from ._api import fetch_many
+from ._default import default_source
+from ._errors import AssetNotFoundError, IntegrityError
+from ._progress import ProgressCallback
+from ._protocol import ModelAssetSource
+from ._types import DEFAULT_REVISION, RepoRef
+from ._validate import RepoType
+
+INDEX = "model.safetensors.index.json"
+SINGLE = "model.safetensors"
+
+
+@dataclass(frozen=True, slots=True)
+class SafetensorsModel:
+    """The local files of a safetensors model, all from one commit.
+
+    Attributes:
+        commit: the commit every file comes from.
+        folder: the snapshot folder holding them.
+        config: `config.json`, or None if the repo has none.
+        index: `model.safetensors.index.json`, or None for a single-file model.
+        shards: the weight files, in the order the index first names them.
+    """
+
+    commit: str
+    folder: Path
+    config: Path | None
+    index: Path | None
+    shards: tuple[Path, ...]
+
+
+async def fetch_safetensors(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    repo_type: RepoType = "model",
+    subfolder: str = "",
+    source: ModelAssetSource | None = None,
+    max_workers: int = 8,
+    progress: ProgressCallback | None = None,
+) -> SafetensorsModel:
+    """Fetch a safetensors model's config, index and every shard, concurrently.
+
+    Reads `model.safetensors.index.json` (or falls back to a single `model.safetensors`),
+    pins the revision to one commit, then fetches `config.json` and all shards at once.
+
+    Args:
+        repo_id: `namespace/name`.
+        revision: branch, tag or commit id; `"main"` when omitted.
+        repo_type: `"model"`, `"dataset"` or `"space"`.
+        subfolder: where the weights live in the repo (e.g. `"unet"`), if not at the root.
+        source: where to fetch from; the current event loop's default source when omitted.
+        max_workers: how many files to fetch at once.
+        progress: called with each file's `ProgressEvent`s on the event loop thread.
+
+    Returns:
+        The paths, shards in index order.
+
+    Raises:
+        AssetNotFoundError: the repo has neither an index nor `model.safetensors`.
+        IntegrityError: the index is not valid JSON with a `weight_map`.
+        FetchError: any other failure, as `fetch`.
+
+    Example:
+        ```python
+        model = await modelfetch.fetch_safetensors("org/model")
+        state = [safetensors.torch.load_file(p) for p in model.shards]
+        ```
+    """
+    src = source if source is not None else default_source()
+    listing = await src.list_files(RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type))
+    names = {f.path for f in listing.files}
+    prefix = f"{subfolder.strip('/')}/" if subfolder.strip("/") else ""
+    pinned = RepoRef(repo_id, listing.commit, repo_type)
+    config = next((c for c in (f"{prefix}config.json", "config.json") if c in names), None)
+    if prefix + INDEX in names:
+        index_path = (await src.resolve(pinned.asset(prefix + INDEX), progress=progress)).path
+        shard_names = [prefix + s for s in await anyio.to_thread.run_sync(_shards_in_index, index_path)]
+    elif prefix + SINGLE in names:
+        index_path, shard_names = None, [prefix + SINGLE]
+    else:
+        raise AssetNotFoundError(
+            f"Fetching the safetensors weights of {pinned}: neither {prefix + INDEX} nor {prefix + SINGLE} "
+            "exists; check repo_id, revision and subfolder."
+        )
+    wanted = ([config] if config else []) + shard_names
+    paths = await fetch_many(src, pinned, wanted, max_workers=max_workers, progress=progress)
+    shards = tuple(paths[name] for name in shard_names)
+    folder = paths[shard_names[0]]
+    for _ in shard_names[0].split("/"):
+        folder = folder.parent
+    return SafetensorsModel(listing.commit, folder, paths[config] if config else None, index_path, shards)
+
+
+def _shards_in_index(index: Path) -> list[str]:
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        ordered = list(dict.fromkeys(str(v) for v in weight_map.values()))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise IntegrityError(f"{index.name} is not a valid safetensors index ({exc}).") from exc
+    if not ordered:
+        raise IntegrityError(f"{index.name} lists no shards.")
+    return ordered
