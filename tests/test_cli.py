@@ -69,3 +69,24 @@ def test_console_script_runs(hub_env: FakeHub, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).read_bytes() == b"{}"
     assert done.stderr == ""  # not a terminal: no progress bars
+
+
+def test_cache_ls_lists_repos(hub_env: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
+    """`cache ls` shows each cached repo with its refs, file count and size."""
+    hub_env.add_files("org/model", {"a.json": b"A", "b.json": b"BB"})
+    assert main(["get", "org/model", "a.json", "b.json", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["cache", "ls"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["TYPE", "REPO", "REVISIONS", "FILES", "SIZE"]
+    assert lines[1].split()[:4] == ["model", "org/model", "main", "2"]
+    assert lines[-1].startswith("1 repos")
+
+
+def test_demo_runs_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo fetches, serves a second pass with zero requests, and huggingface_hub finds every file."""
+    assert main(["demo", "--size", "8", "--shards", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "second pass" in out
+    assert "0 requests" in out
+    assert "found 7/7 files" in out

@@ -29,7 +29,7 @@ import anyio.to_thread
 from anyio.abc import AsyncResource
 
 from ._errors import AssetNotFoundError, OfflineError
-from ._hfcache import CacheLayout, find_cached, is_marked_missing, list_cached
+from ._hfcache import CachedFile, CacheLayout, find_cached, is_marked_missing, list_cached
 from ._hub import HubSource
 from ._memo import (
     DEFAULT_MAX_ENTRIES,
@@ -164,15 +164,15 @@ class CachedSource(AsyncResource):
 
     async def _resolve_uncached(self, ref: AssetRef, progress: ProgressCallback) -> ResolvedAsset:
         if ref.is_pinned or self.offline:
-            cached = await anyio.to_thread.run_sync(find_cached, self._layout, ref, limiter=self._disk)
+            cached, missing = await anyio.to_thread.run_sync(
+                _look_on_disk, self._layout, ref, limiter=self._disk
+            )
             if cached is not None:
                 self._disk_hits += 1
                 asset = ResolvedAsset(ref, cached.path, cached.commit, cached.size, cached.etag, Origin.DISK)
                 self._memo.put(asset, self._clock())
                 return asset
-            if ref.is_pinned and await anyio.to_thread.run_sync(
-                is_marked_missing, self._layout, ref, ref.revision, limiter=self._disk
-            ):
+            if missing:
                 self._memo.put_missing(ref, self._clock())
                 raise AssetNotFoundError(f"Fetching {ref}: the file does not exist at that commit.")
             if self.offline:
@@ -216,3 +216,11 @@ class CachedSource(AsyncResource):
     async def aclose(self) -> None:
         """Close the inner source."""
         await self.inner.aclose()
+
+
+def _look_on_disk(layout: CacheLayout, ref: AssetRef) -> tuple[CachedFile | None, bool]:
+    """The cached file for `ref`, else whether a `.no_exist` marker rules it out (one thread hop)."""
+    cached = find_cached(layout, ref)
+    if cached is not None or not ref.is_pinned:
+        return cached, False
+    return None, is_marked_missing(layout, ref, ref.revision)

@@ -105,6 +105,7 @@ async def run_demo(
         f"({rate:.0f} MiB/s) into {folder}",
         file=out,
     )
+    print(f"source       CachedSource({type(inner).__name__})", file=out)
     print(f"event loop   {beat.summary()} (1 ms heartbeat during the fetch)", file=out)
     print(f"requests     {heads} HEAD, {gets} GET", file=out)
     print(

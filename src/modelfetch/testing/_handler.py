@@ -74,6 +74,7 @@ class HubHandler(BaseHTTPRequestHandler):
     """Answers one connection's requests."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and a small body go out as two writes; no 40 ms stalls
     server: HubServer
 
     def setup(self) -> None:
