@@ -95,3 +95,17 @@ async def test_snapshot_stays_on_the_pinned_commit_when_main_moves(
         fake_hub.add_files("org/model", {"a.json": b"new-a", "b.json": b"new-b"})
     assert result[0].name == old
     assert (result[0] / "b.json").read_bytes() == b"old-b"
+
+
+async def test_snapshot_progress_carries_totals(fake_hub: FakeHub, settings: Settings) -> None:
+    """During a snapshot each event also reports bytes done and total across all its files."""
+    files = {"a.bin": b"a" * 3000, "b.bin": b"b" * 5000, "c.json": b"{}"}
+    fake_hub.add_files("org/model", files, lfs=False)
+    events: list[modelfetch.ProgressEvent] = []
+    async with HubSource(settings) as source:
+        await modelfetch.snapshot("org/model", source=source, progress=events.append)
+    assert events
+    assert {e.snapshot_total for e in events} == {8002}
+    finished = [e for e in events if e.kind is modelfetch.ProgressKind.FINISHED]
+    assert {e.ref.filename for e in finished} == set(files)
+    assert max(e.snapshot_done or 0 for e in events) == 8002

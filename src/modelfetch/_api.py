@@ -12,7 +12,7 @@ from ._default import default_source
 from ._errors import AssetNotFoundError, FetchError, SnapshotError
 from ._globs import filter_paths
 from ._hfcache import CacheLayout, write_ref
-from ._progress import ProgressCallback
+from ._progress import ProgressCallback, SnapshotProgress
 from ._protocol import ModelAssetSource
 from ._types import DEFAULT_REVISION, RepoRef
 from ._validate import RepoType
@@ -105,7 +105,8 @@ async def snapshot(
             f"among {len(listing.files)} files; check the patterns."
         )
     pinned = RepoRef(repo.repo_id, listing.commit, repo.repo_type)
-    paths = await fetch_many(src, pinned, names, max_workers=max_workers, progress=progress)
+    sizes = {f.path: f.size for f in listing.files}
+    paths = await fetch_many(src, pinned, names, max_workers=max_workers, progress=progress, sizes=sizes)
     folder = _snapshot_folder(names[0], paths[names[0]])
     await anyio.to_thread.run_sync(
         write_ref, CacheLayout(folder.parent.parent.parent), repo, repo.revision, listing.commit
@@ -120,20 +121,25 @@ async def fetch_many(
     *,
     max_workers: int = DEFAULT_SNAPSHOT_WORKERS,
     progress: ProgressCallback | None = None,
+    sizes: dict[str, int] | None = None,
 ) -> dict[str, Path]:
     """Fetch `names` of one pinned revision, `max_workers` at a time; return name -> path.
 
     If any file fails, the others are cancelled and one `SnapshotError` names every
-    failure; files already fetched stay valid in the cache.
+    failure; files already fetched stay valid in the cache. With `sizes` (from the
+    listing), progress events also carry snapshot-wide totals.
     """
     limiter = anyio.CapacityLimiter(max_workers)
     paths: dict[str, Path] = {}
     errors: dict[str, FetchError] = {}
+    totals = SnapshotProgress(progress, {n: sizes.get(n, 0) for n in names}) if progress and sizes else None
 
     async def one(name: str) -> None:
         async with limiter:
             try:
-                paths[name] = (await src.resolve(pinned.asset(name), progress=progress)).path
+                paths[name] = (await src.resolve(pinned.asset(name), progress=totals or progress)).path
+                if totals is not None:
+                    totals.file_done(name)
             except FetchError as exc:
                 errors[name] = exc
                 tg.cancel_scope.cancel()

@@ -95,7 +95,8 @@ async def fetch_safetensors(
             "exists; check repo_id, revision and subfolder."
         )
     wanted = ([config] if config else []) + shard_names
-    paths = await fetch_many(src, pinned, wanted, max_workers=max_workers, progress=progress)
+    sizes = {f.path: f.size for f in listing.files}
+    paths = await fetch_many(src, pinned, wanted, max_workers=max_workers, progress=progress, sizes=sizes)
     shards = tuple(paths[name] for name in shard_names)
     folder = paths[shard_names[0]]
     for _ in shard_names[0].split("/"):
