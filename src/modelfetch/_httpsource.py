@@ -10,6 +10,7 @@ cache layout.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import time
 import uuid
@@ -27,7 +28,7 @@ from anyio.abc import AsyncResource
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._errmap import ErrorContext, to_fetch_error
-from ._errors import FetchError, IntegrityError, OfflineError, SourceUnavailableError
+from ._errors import FetchError, IntegrityError, OfflineError, SourceUnavailableError, StorageError
 from ._hfcache import CacheLayout, find_cached, link_snapshot, mark_missing, write_ref
 from ._hubproto import (
     RETRYABLE_STATUS,
@@ -393,6 +394,17 @@ class HttpHubSource(AsyncResource):
                 with anyio.CancelScope(shield=True):
                     await self._thread(partial.discard)
                 raise IntegrityError(f"Fetching {ref}: {exc}; nothing was published, retry.") from None
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:  # keeping partial data on a full disk only makes it worse
+                    with anyio.CancelScope(shield=True):
+                        await self._thread(partial.discard)
+                    raise StorageError(
+                        f"Fetching {ref}: the disk is full ({self.settings.hub_cache}); nothing was "
+                        "published and the partial download was removed. Free space and retry."
+                    ) from exc
+                with anyio.CancelScope(shield=True):
+                    await self._thread(partial.close)
+                raise
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self._thread(partial.close)  # keep it: the next attempt resumes

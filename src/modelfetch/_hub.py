@@ -9,6 +9,7 @@ at the next chunk and huggingface_hub removes its temporary file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.hf_api import RepoFile as HfRepoFile
 
 from ._errmap import ErrorContext, to_fetch_error
+from ._errors import IntegrityError
 from ._hfcache import CacheLayout
+from ._partial import verify_file
 from ._progress import ProgressCallback, ProgressKind
 from ._settings import Settings
 from ._threadwatch import BridgeTqdm, TransferWatch, run_watched
@@ -92,7 +95,28 @@ class HubSource(AsyncResource):
             etag_timeout=s.etag_timeout,
             tqdm_class=BridgeTqdm,
         )
-        return self._describe(ref, Path(str(raw)), Origin.NETWORK if watch.transferred else Origin.DISK)
+        resolved = self._describe(ref, Path(str(raw)), Origin.NETWORK if watch.transferred else Origin.DISK)
+        if resolved.origin is Origin.NETWORK:
+            self._check(resolved)
+        return resolved
+
+    def _check(self, resolved: ResolvedAsset) -> None:
+        """Verify a fresh download against its etag, which huggingface_hub does not do.
+
+        huggingface_hub has already published the blob, so a corrupt one was briefly
+        visible; it is removed (blob and snapshot link) before anyone is told about it.
+        `HttpHubSource` verifies before publishing.
+        """
+        blob = self._layout.blob(resolved.ref, resolved.etag)
+        try:
+            verify_file(blob, resolved.etag)
+        except IntegrityError as exc:
+            for path in (resolved.path, blob):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            raise IntegrityError(
+                f"Fetching {resolved.ref}: {exc}; the corrupt download was removed from the cache, retry."
+            ) from None
 
     def _describe(self, ref: AssetRef, raw: Path, origin: Origin) -> ResolvedAsset:
         commit_dir = raw

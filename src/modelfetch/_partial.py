@@ -217,18 +217,36 @@ def store_small(blob: Path, pointer: Path, data: bytes, lock: filelock.BaseFileL
         if not blob.exists():
             blob.parent.mkdir(parents=True, exist_ok=True)
             tmp = temp_blob_path(blob)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
                 publish_blob(tmp, blob)
-            finally:
+            finally:  # after a failed write (disk full) nothing is left behind
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
         link_snapshot(blob, pointer)
     finally:
         lock.release()
+
+
+def verify_file(path: Path, etag: str) -> None:
+    """Check a file on disk against its etag (sha256 or git sha1); raise `IntegrityError`."""
+    kind = hash_kind(etag)
+    if kind is None:
+        return
+    size = path.stat().st_size
+    digest: Any = (
+        hashlib.sha256() if kind == "sha256" else hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+    )
+    with path.open("rb") as f:
+        while block := f.read(_READ_BLOCK):
+            digest.update(block)
+    if digest.hexdigest() != etag:
+        raise IntegrityError(
+            f"content hash {digest.hexdigest()[:16]}... does not match the etag {etag[:16]}..."
+        )
