@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs ci bench clean
+.PHONY: demo test lint docs ci bench reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)  ## the whole test suite, on asyncio, uvloop and trio
 bench: $(STAMP)  ## every benchmark scenario; writes docs/benchmarks.md and its plots
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run
+
+reliability: $(STAMP)  ## the reliability suite; regenerates docs/reliability.md from its counts
+	MODELFETCH_RELIABILITY_REPORT=docs/reliability.md $(BIN)/python -m pytest -q tests/reliability
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

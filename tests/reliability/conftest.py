@@ -48,7 +48,8 @@ class Ledger:
             "Generated from the counts of a run of `tests/reliability/` (`make reliability`); "
             "do not edit by hand. A *failure* is a trial whose outcome broke the promise (a wrong or "
             "corrupt file, an untyped error, a leaked secret, a blob left behind); *files lost* counts "
-            "completed files that later went missing or corrupt. Every scenario must show 0 and 0.\n\n"
+            "snapshot entries the final audit of the cache found dangling or not matching their etag "
+            "(scenarios that end with that audit). Every scenario must show 0 and 0.\n\n"
             "| scenario | trials | failures | files lost |\n|---|---|---|---|\n" + rows + "\n"
         )
 
