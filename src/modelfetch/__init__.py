@@ -13,6 +13,7 @@ from ._api import fetch as fetch
 from ._api import snapshot as snapshot
 from ._cache import CachedSource as CachedSource
 from ._cache import CacheStats as CacheStats
+from ._chain import ChainSource as ChainSource
 from ._default import aclose_default_source as aclose_default_source
 from ._errors import AssetNotFoundError as AssetNotFoundError
 from ._errors import AuthenticationError as AuthenticationError
@@ -29,6 +30,7 @@ from ._errors import StorageError as StorageError
 from ._httpsource import HttpHubSource as HttpHubSource
 from ._httpsource import TransferOptions as TransferOptions
 from ._hub import HubSource as HubSource
+from ._localdir import LocalDirSource as LocalDirSource
 from ._progress import ProgressCallback as ProgressCallback
 from ._progress import ProgressEvent as ProgressEvent
 from ._progress import ProgressKind as ProgressKind
@@ -55,11 +57,13 @@ __all__ = [
     "BlockingCallError",
     "CacheStats",
     "CachedSource",
+    "ChainSource",
     "FetchError",
     "HttpHubSource",
     "HubSource",
     "IntegrityError",
     "InvalidRequestError",
+    "LocalDirSource",
     "ModelAssetSource",
     "OfflineError",
     "Origin",

@@ -4,10 +4,12 @@
 - `Fault`: what an injected fault does.
 - `MemorySource`: a `ModelAssetSource` over in-memory files, no server needed.
 - `write_model_repo`: a realistic sharded-safetensors model repo, deterministic.
+- `check_source`: a conformance check for any `ModelAssetSource`, yours included.
 - pytest fixtures `fake_hub` and `hub_env`, registered automatically when modelfetch is
   installed (the `pytest11` entry point).
 """
 
+from ._conformance import check_source as check_source
 from ._fakehub import CdnMode as CdnMode
 from ._fakehub import FakeHub as FakeHub
 from ._faults import Fault as Fault
@@ -25,5 +27,6 @@ __all__ = [
     "MemorySource",
     "ModelRepoFiles",
     "RequestRecord",
+    "check_source",
     "write_model_repo",
 ]
