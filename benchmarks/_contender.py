@@ -64,6 +64,8 @@ def _source(kind: str, endpoint: str, cache: str) -> Any:
     settings = _settings(endpoint, cache)
     if kind == "hub":
         return modelfetch.CachedSource(modelfetch.HubSource(settings))
+    if kind == "hub-noverify":
+        return modelfetch.CachedSource(modelfetch.HubSource(settings, verify=False))
     if kind == "httpx-single":
         options = modelfetch.TransferOptions(parallel_threshold=1 << 62)
         return modelfetch.CachedSource(modelfetch.HttpHubSource(settings, options=options))

@@ -229,3 +229,21 @@ async def test_the_heartbeat_detects_a_blocked_loop(fake_hub: FakeHub, settings:
         during = ticks - before
         tg.cancel_scope.cancel()
     assert during == 0
+
+
+@pytest.mark.parametrize("verify", [True, False])
+async def test_verify_guards_against_corrupt_downloads(
+    fake_hub: FakeHub, settings: Settings, verify: bool
+) -> None:
+    """A corrupt download is an IntegrityError and is removed; verify=False keeps hf's behaviour."""
+    data = os.urandom(100_000)
+    fake_hub.add_file("org/model", "w.safetensors", data)
+    fake_hub.inject(Fault(corrupt_at=500), method="GET")
+    async with HubSource(settings, verify=verify) as hub:
+        if verify:
+            with pytest.raises(modelfetch.IntegrityError, match=r"removed from the cache"):
+                await hub.resolve(AssetRef("org/model", "w.safetensors"))
+            assert not list(settings.hub_cache.rglob("w.safetensors"))
+        else:
+            resolved = await hub.resolve(AssetRef("org/model", "w.safetensors"))
+            assert resolved.path.read_bytes() != data  # huggingface_hub publishes what it received
