@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -53,6 +53,7 @@ from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAs
 from ._version import __version__ as _version
 
 MiB = 1024 * 1024
+_T = TypeVar("_T")
 _MAX_REDIRECTS = 5
 _WRITE_BLOCK = MiB
 _QUEUE_BLOCKS = 3
@@ -262,25 +263,19 @@ class HttpHubSource(AsyncResource):
     ) -> ResolvedAsset:
         report = _Progress(ref, meta.size, progress)
         report.send(ProgressKind.STARTED)
-        started, attempt = time.monotonic(), 0
+
+        async def once() -> bytes:
+            body = bytearray()
+            report.done = 0
+            async with self._open_body(ref, meta.url, 0, None) as response:
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    report.advance(len(chunk))
+            self._check_complete(ref, len(body), meta.size)
+            return bytes(body)
+
         try:
-            while True:
-                try:
-                    body = bytearray()
-                    report.done = 0
-                    async with self._open_body(ref, meta.url, 0, None) as response:
-                        async for chunk in response.aiter_bytes():
-                            body += chunk
-                            report.advance(len(chunk))
-                    self._check_complete(ref, len(body), meta.size)
-                    data = bytes(body)
-                    break
-                except httpx.TransportError as exc:
-                    failure = _Retry(str(exc), to_fetch_error(exc, self._context(ref)))
-                except _Retry as exc:
-                    failure = exc
-                attempt += 1
-                await self._back_off(failure, attempt, started)
+            data = await self._retrying(ref, once)
             blob, pointer = self._layout.blob(ref, etag), self._layout.snapshot(ref, meta.commit)
             lock = filelock.FileLock(str(self._layout.lock(ref, etag)), thread_local=False)
             try:
@@ -338,27 +333,41 @@ class HttpHubSource(AsyncResource):
     async def _request(
         self, method: str, url: str, what: AssetRef | RepoRef, *, allow_status: bool = False
     ) -> httpx.Response:
-        started, attempt = time.monotonic(), 0
-        while True:
-            try:
-                response = await self._client.request(method, url, headers=self._headers_for(url))
-                if response.status_code not in RETRYABLE_STATUS:
-                    if not allow_status and response.is_error:
-                        raise error_for_status(
-                            response.status_code, response.headers, what, has_token=self._has_token
-                        )
-                    return response
+        async def once() -> httpx.Response:
+            response = await self._client.request(method, url, headers=self._headers_for(url))
+            if response.status_code in RETRYABLE_STATUS:
                 raise _Retry(
                     f"HTTP {response.status_code}",
                     error_for_status(response.status_code, response.headers, what, has_token=self._has_token),
                     parse_retry_after(response.headers.get("retry-after"), time.time()),
                 )
+            if not allow_status and response.is_error:
+                raise error_for_status(
+                    response.status_code, response.headers, what, has_token=self._has_token
+                )
+            return response
+
+        return await self._retrying(what, once)
+
+    async def _retrying(
+        self,
+        what: AssetRef | RepoRef,
+        once: Callable[[], Awaitable[_T]],
+        after_failure: Callable[[], None] | None = None,
+    ) -> _T:
+        """Call `once` until it succeeds, backing off after transient failures per the policy."""
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return await once()
             except httpx.TransportError as exc:
-                failure: _Retry = _Retry(str(exc), to_fetch_error(exc, self._context(what)))
+                failure = _Retry(str(exc), to_fetch_error(exc, self._context(what)))
             except _Retry as exc:
                 failure = exc
             attempt += 1
             await self._back_off(failure, attempt, started)
+            if after_failure is not None:
+                after_failure()
 
     async def _back_off(self, failure: _Retry, attempt: int, started: float) -> None:
         delay = self.retry.delay(attempt, time.monotonic() - started, failure.retry_after)
@@ -437,19 +446,12 @@ class HttpHubSource(AsyncResource):
         report = _Progress(ref, meta.size, progress)
         report.done = start
         report.send(ProgressKind.STARTED)
-        started, attempt = time.monotonic(), 0
+
+        def rewind() -> None:  # a retry resumes from the last byte known good
+            report.done = partial.watermark
+
         try:
-            while True:
-                try:
-                    await self._fetch_body(ref, meta, partial, report)
-                    break
-                except httpx.TransportError as exc:
-                    failure = _Retry(str(exc), to_fetch_error(exc, self._context(ref)))
-                except _Retry as exc:
-                    failure = exc
-                attempt += 1
-                await self._back_off(failure, attempt, started)
-                report.done = partial.watermark
+            await self._retrying(ref, lambda: self._fetch_body(ref, meta, partial, report), rewind)
         except BaseException:
             report.send(ProgressKind.FAILED)
             raise

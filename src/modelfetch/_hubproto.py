@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from ._errors import (
@@ -84,6 +86,24 @@ def hash_kind(etag: str) -> str | None:
     if len(etag) == 40 and _HEX.fullmatch(etag):
         return "git-sha1"
     return None
+
+
+def content_hasher(etag: str, size: int) -> Any:
+    """A fresh hashlib object whose hexdigest equals `etag` for the right `size` bytes, or None.
+
+    sha256 for LFS etags; for git blob ids, sha1 over git's `blob <size>\\0` header and the content.
+    """
+    kind = hash_kind(etag)
+    if kind == "sha256":
+        return hashlib.sha256()
+    if kind == "git-sha1":
+        return hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+    return None
+
+
+def git_blob_id(data: bytes) -> str:
+    """The git blob id (sha1) of `data`: the etag the Hub gives a non-LFS file."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ rather than written through, and created with mode 0o666 less the umask.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 import threading
@@ -27,7 +26,7 @@ import filelock
 
 from ._errors import IntegrityError, StorageError
 from ._hfcache import link_snapshot, publish_blob, temp_blob_path
-from ._hubproto import hash_kind
+from ._hubproto import content_hasher, hash_kind
 
 _READ_BLOCK = 1024 * 1024
 _FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -76,12 +75,9 @@ class PartialBlob:
 
     def _start_hash(self) -> None:
         self._hashed = 0
-        if self._kind == "sha256":
-            self._hasher = hashlib.sha256()
-        elif self._kind == "git-sha1" and self.size is not None:
-            self._hasher = hashlib.sha1(b"blob %d\0" % self.size, usedforsecurity=False)
-        else:
-            self._hasher = None
+        # A git blob id hashes a header with the size, so it needs the size up front.
+        known = self.size is not None or self._kind == "sha256"
+        self._hasher = content_hasher(self.etag, self.size or 0) if known else None
 
     def restart(self) -> None:
         """Throw away what was written (the server ignored our Range)."""
@@ -193,13 +189,11 @@ def acquire_lock(lock: filelock.BaseFileLock, timeout: float) -> None:
 
 def verify_bytes(data: bytes, etag: str) -> None:
     """Check in-memory content against its etag (sha256 or git sha1); raise `IntegrityError`."""
-    kind = hash_kind(etag)
-    if kind == "sha256":
-        digest = hashlib.sha256(data).hexdigest()
-    elif kind == "git-sha1":
-        digest = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-    else:
+    hasher = content_hasher(etag, len(data))
+    if hasher is None:
         return
+    hasher.update(data)
+    digest = hasher.hexdigest()
     if digest != etag:
         raise IntegrityError(f"content hash {digest[:16]}... does not match the etag {etag[:16]}...")
 
@@ -236,13 +230,9 @@ def store_small(blob: Path, pointer: Path, data: bytes, lock: filelock.BaseFileL
 
 def verify_file(path: Path, etag: str) -> None:
     """Check a file on disk against its etag (sha256 or git sha1); raise `IntegrityError`."""
-    kind = hash_kind(etag)
-    if kind is None:
+    digest = content_hasher(etag, path.stat().st_size)
+    if digest is None:
         return
-    size = path.stat().st_size
-    digest: Any = (
-        hashlib.sha256() if kind == "sha256" else hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
-    )
     with path.open("rb") as f:
         while block := f.read(_READ_BLOCK):
             digest.update(block)

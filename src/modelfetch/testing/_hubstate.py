@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .._hubproto import git_blob_id
+
 LFS_SUFFIXES = (
     ".safetensors",
     ".bin",
@@ -66,7 +68,7 @@ class Entry:
     @property
     def oid(self) -> str:
         """The git oid the tree listing shows (of the pointer, for LFS files)."""
-        return _git_oid(self.pointer) if self.lfs else self.blob.git_oid
+        return git_blob_id(self.pointer) if self.lfs else self.blob.git_oid
 
 
 @dataclass(slots=True)
@@ -89,10 +91,6 @@ class Repo:
         if revision in self.tags:
             return self.tags[revision]
         return revision if revision in self.commits else None
-
-
-def _git_oid(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 class HubState:

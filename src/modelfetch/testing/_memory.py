@@ -21,6 +21,7 @@ from .._hfcache import (
     temp_blob_path,
     write_ref,
 )
+from .._hubproto import git_blob_id
 from .._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from .._settings import Settings
 from .._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
@@ -36,10 +37,6 @@ class _MemoryRepo:
         if revision in self.branches:
             return self.branches[revision]
         return revision if revision in self.commits else None
-
-
-def _git_oid(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 class MemorySource(AsyncResource):
@@ -100,7 +97,7 @@ class MemorySource(AsyncResource):
         for path, data in files.items():
             tree[check_filename(path)] = bytes(data)
         seed = f"{kind}/{repo_id}\n{parent}\n" + "\n".join(
-            f"{p} {_git_oid(d)}" for p, d in sorted(tree.items())
+            f"{p} {git_blob_id(d)}" for p, d in sorted(tree.items())
         )
         commit = hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
         repo.commits[commit] = tree
@@ -134,11 +131,11 @@ class MemorySource(AsyncResource):
             await anyio.to_thread.run_sync(write_ref, self._layout, ref, ref.revision, commit)
         origin = Origin.NETWORK if cached is None else Origin.DISK
         return ResolvedAsset(
-            ref, self._layout.snapshot(ref, commit), commit, len(data), _git_oid(data), origin
+            ref, self._layout.snapshot(ref, commit), commit, len(data), git_blob_id(data), origin
         )
 
     def _write(self, ref: AssetRef, commit: str, data: bytes) -> None:
-        blob = self._layout.blob(ref, _git_oid(data))
+        blob = self._layout.blob(ref, git_blob_id(data))
         blob.parent.mkdir(parents=True, exist_ok=True)
         if not blob.exists():
             tmp = temp_blob_path(blob)
@@ -150,7 +147,7 @@ class MemorySource(AsyncResource):
     async def list_files(self, repo: RepoRef) -> RepoListing:
         """Every file of `repo` at the commit its revision names."""
         commit, tree = self._lookup(repo)
-        files = tuple(RepoFile(p, len(d), _git_oid(d)) for p, d in sorted(tree.items()))
+        files = tuple(RepoFile(p, len(d), git_blob_id(d)) for p, d in sorted(tree.items()))
         return RepoListing(repo, commit, files)
 
     async def aclose(self) -> None:
