@@ -18,6 +18,20 @@ from modelfetch import AssetRef, HubSource, Origin, ProgressEvent, ProgressKind,
 from modelfetch.testing import FakeHub, Fault
 
 TOKEN = "hf_test_token"
+
+
+@dataclasses.dataclass
+class Heartbeat:
+    """Counts 10 ms ticks: a free loop ticks about 100 times a second, a blocked one never."""
+
+    ticks: int = 0
+
+    async def run(self) -> None:
+        while True:
+            await anyio.sleep(0.01)
+            self.ticks += 1
+
+
 MiB = 1024 * 1024
 
 
@@ -193,19 +207,13 @@ async def test_event_loop_keeps_running_during_a_stalled_download(
     """While the server stalls a body for 2 s, a 10 ms heartbeat keeps ticking."""
     fake_hub.add_file("org/model", "config.json", b"{}" * 1000)
     fake_hub.inject(Fault(stall=2.0, stall_after=100), method="GET", path="config.json")
-    ticks = 0
-
-    async def heartbeat() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.sleep(0.01)
-            ticks += 1
+    beat = Heartbeat()
 
     async with HubSource(settings) as hub, anyio.create_task_group() as tg:
-        tg.start_soon(heartbeat)
+        tg.start_soon(beat.run)
         await hub.resolve(AssetRef("org/model", "config.json"))
         tg.cancel_scope.cancel()
-    assert ticks >= 50  # a blocked loop ticks zero times; an idle one about 200
+    assert beat.ticks >= 50  # a blocked loop ticks zero times; an idle one about 200
 
 
 @pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
@@ -213,20 +221,14 @@ async def test_the_heartbeat_detects_a_blocked_loop(fake_hub: FakeHub, settings:
     """Control: plain hf_hub_download inside a coroutine freezes the loop, and the heartbeat shows it."""
     fake_hub.add_file("org/model", "config.json", b"{}" * 1000)
     fake_hub.inject(Fault(stall=1.0, stall_after=100), method="GET", path="config.json")
-    ticks = 0
-
-    async def heartbeat() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.sleep(0.01)
-            ticks += 1
+    beat = Heartbeat()
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(heartbeat)
+        tg.start_soon(beat.run)
         await anyio.lowlevel.checkpoint()
-        before = ticks
+        before = beat.ticks
         hf_hub_download("org/model", "config.json", endpoint=fake_hub.endpoint, cache_dir=settings.hub_cache)
-        during = ticks - before
+        during = beat.ticks - before
         tg.cancel_scope.cancel()
     assert during == 0
 

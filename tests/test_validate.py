@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import string
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from modelfetch import AssetRef, FetchError, InvalidRequestError, RepoRef
 from modelfetch._hfcache import CacheLayout
 from modelfetch._validate import is_commit
+
+from ._hostile import hostile_names
 
 
 @pytest.mark.parametrize(
@@ -99,25 +99,7 @@ def test_is_commit() -> None:
     assert not is_commit("main")
 
 
-_TOKENS = [
-    *string.ascii_letters[:6],
-    ".",
-    "/",
-    "\\",
-    "-",
-    "_",
-    "%2F",
-    "%2e",
-    "\x00",
-    "\n",
-    " ",
-    "..",
-    "\uff0f",  # fullwidth solidus
-    "\uff0e",  # fullwidth full stop
-    "\u2024",
-    "é",
-]
-_hostile = st.lists(st.sampled_from(_TOKENS), max_size=30).map("".join) | st.text(max_size=300)
+_hostile = hostile_names
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,37 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-import string
 from pathlib import Path
 
 import anyio
 import httpx
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import modelfetch
 from modelfetch import AssetRef, HttpHubSource, Settings
 from modelfetch.testing import FakeHub
 
+from .._hostile import hostile_names
 from .conftest import Ledger
 
-_PIECES = [
-    *string.ascii_letters[:4],
-    ".",
-    "/",
-    "\\",
-    "-",
-    "_",
-    "%2F",
-    "%2e%2e",
-    "\x00",
-    "\n",
-    "..",
-    "\uff0f",
-    "é",
-    " ",
-]
-_hostile = st.lists(st.sampled_from(_PIECES), max_size=24).map("".join) | st.text(max_size=80)
+_hostile = hostile_names
 _SEEN = {"trials": 0, "failures": 0}
 
 
