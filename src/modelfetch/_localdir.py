@@ -61,26 +61,28 @@ class LocalDirSource(AsyncResource):
 
     async def list_files(self, repo: RepoRef) -> RepoListing:
         """The repo's files in the folder (cache layout first, then plain)."""
-        listing: RepoListing | None = await anyio.to_thread.run_sync(self._list, repo)
+        listing: RepoListing | None
+        listing, repo_known = await anyio.to_thread.run_sync(self._list, repo)
         if listing is None:
-            if repo.is_pinned or (self._layout.storage(repo) / "refs").is_dir():
+            if repo_known:
                 raise RevisionNotFoundError(f"Listing {repo}: that revision is not in {self.root}.")
             raise RepoNotFoundError(f"Listing {repo}: not in the local folder {self.root}.")
         return listing
 
-    def _list(self, repo: RepoRef) -> RepoListing | None:
+    def _list(self, repo: RepoRef) -> tuple[RepoListing | None, bool]:
+        """The listing, or None and whether the repo itself is there (so the revision is the miss)."""
         cached = list_cached(self._layout, repo)
         if cached is not None:
-            return cached
+            return cached, True
         folder = self._plain(repo)
         if not folder.is_dir():
-            return None
+            return None, (self._layout.storage(repo) / "refs").is_dir()
         files = tuple(
             RepoFile(p.relative_to(folder).as_posix(), p.stat().st_size, "")
             for p in sorted(folder.rglob("*"))
             if p.is_file()
         )
-        return RepoListing(repo, LOCAL_COMMIT, files)
+        return RepoListing(repo, LOCAL_COMMIT, files), True
 
     async def aclose(self) -> None:
         """Nothing to release."""

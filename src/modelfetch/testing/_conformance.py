@@ -38,7 +38,8 @@ async def check_source(source: ModelAssetSource, repo_id: str, files: Mapping[st
         )
         for revision in ("main", listing.commit):
             ref = AssetRef(repo_id, name, revision)
-            _check_resolved(ref, await source.resolve(ref), data, listing.commit)
+            got = await source.resolve(ref)
+            await anyio.to_thread.run_sync(_check_resolved, ref, got, data, listing.commit)
     name, data = next(iter(files.items()))
     results: list[ResolvedAsset] = []
 
