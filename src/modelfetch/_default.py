@@ -18,8 +18,16 @@ _DEFAULT: RunVar[ModelAssetSource | None] = RunVar("modelfetch_default_source", 
 
 
 def build_default_source(settings: Settings | None = None) -> ModelAssetSource:
-    """A fresh default stack, configured by `settings` (from the environment when omitted)."""
+    """A fresh default stack, configured by `settings` (from the environment when omitted).
+
+    `CachedSource(HubSource())`, or `CachedSource(MirrorSource(upstream=HubSource()))` when
+    `MODELFETCH_MIRROR_URL` names a fleet bucket.
+    """
     settings = settings if settings is not None else Settings.from_env()
+    if settings.mirror_url:
+        from ._mirror import MirrorSource  # noqa: PLC0415 - needs the optional obstore
+
+        return CachedSource(MirrorSource(settings=settings, upstream=HubSource(settings)), settings=settings)
     return CachedSource(HubSource(settings), settings=settings)
 
 

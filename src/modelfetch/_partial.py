@@ -85,7 +85,9 @@ class PartialBlob:
         self.set_watermark(0)
         self._start_hash()
 
-    def write_at(self, offset: int, data: bytes | bytearray, watermark: int | None = None) -> None:
+    def write_at(
+        self, offset: int, data: bytes | bytearray | memoryview, watermark: int | None = None
+    ) -> None:
         """Write `data` at `offset`; then, if given, record the new watermark."""
         view = memoryview(data)
         position = offset

@@ -32,6 +32,8 @@ class Settings:
         download_timeout: seconds to wait for body bytes (`HF_HUB_DOWNLOAD_TIMEOUT`).
         lock_timeout: seconds to wait for another process's lock on the same blob.
         state_dir: modelfetch's own non-Hub state (platformdirs); never holds Hub files.
+        mirror_url: the fleet's shared bucket (`MODELFETCH_MIRROR_URL`, e.g. `s3://models/hf`);
+            when set, the default source reads through it (see `MirrorSource`).
     """
 
     endpoint: str = DEFAULT_ENDPOINT
@@ -44,6 +46,7 @@ class Settings:
     state_dir: Path = field(
         default_factory=lambda: Path(platformdirs.user_state_dir("modelfetch", appauthor=False))
     )
+    mirror_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.endpoint.startswith(("http://", "https://")):
@@ -74,6 +77,7 @@ class Settings:
             "offline": env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
             "etag_timeout": _float(env, "HF_HUB_ETAG_TIMEOUT", 10.0),
             "download_timeout": _float(env, "HF_HUB_DOWNLOAD_TIMEOUT", 10.0),
+            "mirror_url": env.get("MODELFETCH_MIRROR_URL", "").strip() or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values["hub_cache"], str):

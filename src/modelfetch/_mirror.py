@@ -1,0 +1,483 @@
+"""`MirrorSource`: a bucket shared by a fleet, read through and written back, in front of the Hub.
+
+    resolve(ref) ─ locate (commit, etag, size): memory → bucket manifest → upstream listing
+               ├─ blob already in the local cache → link it                       (disk)
+               ├─ blobs/<etag> in the bucket → stream, verify, publish, link      (mirror)
+               └─ otherwise claim it: the winner fetches upstream and uploads;   (upstream)
+                  the others wait for the blob to appear in the bucket
+
+Any bucket failure (unreachable, refused, timed out) sends this and the next fetches
+straight upstream for `MirrorOptions.retry_after` seconds, with one warning; a failed
+write-back is logged and counted, never raised. Integrity is checked on every read from
+the bucket (sha256 for LFS files, git sha1 otherwise) before anything is published.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import filelock
+from anyio.abc import AsyncResource
+
+from ._bucket import Bucket, BucketUnavailableError
+from ._bucketkeys import (
+    blob_key,
+    decode_entry,
+    decode_listing,
+    encode_entry,
+    encode_listing,
+    entry_key,
+    listing_key,
+)
+from ._claims import HeldClaim, release, renew, try_claim
+from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError
+from ._hfcache import CacheLayout, link_snapshot, write_ref
+from ._hub import HubSource
+from ._hubproto import safe_blob_name
+from ._partial import PartialBlob, acquire_lock
+from ._progress import ProgressCallback, ProgressKind
+from ._protocol import ModelAssetSource
+from ._settings import Settings
+from ._threadwatch import TransferWatch
+from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+
+log = logging.getLogger("modelfetch.mirror")
+MiB = 1024 * 1024
+_LISTINGS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorOptions:
+    """How a `MirrorSource` shares work with the rest of the fleet.
+
+    Attributes:
+        lease: seconds a claim lasts without renewal; a node that dies while fetching
+            holds up the others for at most this long.
+        max_wait: seconds to wait for another node's fetch before fetching upstream anyway.
+        poll_interval: the longest pause between looks at the bucket while waiting.
+        retry_after: seconds to skip the bucket after it failed, before trying it again.
+        part_size: multipart upload part size; smaller blobs go in one conditional PUT.
+        write_back: upload what was fetched upstream (off: a read-only mirror).
+        timeout: seconds before a bucket request counts as failed.
+    """
+
+    lease: float = 30.0
+    max_wait: float = 1800.0
+    poll_interval: float = 1.0
+    retry_after: float = 30.0
+    part_size: int = 16 * MiB
+    write_back: bool = True
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("lease", "max_wait", "poll_interval", "retry_after", "timeout"):
+            if getattr(self, name) <= 0:
+                raise InvalidRequestError(f"MirrorOptions.{name} must be positive.")
+        if self.part_size < 5 * MiB:
+            raise InvalidRequestError("MirrorOptions.part_size must be at least 5 MiB (the S3 minimum).")
+
+
+@dataclass(slots=True)
+class MirrorStats:
+    """Counters of one `MirrorSource` (a snapshot copy from `stats()`).
+
+    Attributes:
+        mirror_hits: files read from the bucket.
+        mirror_bytes: bytes read from the bucket.
+        upstream_fetches: files fetched from upstream (the Hub).
+        uploads: blobs written back to the bucket.
+        upload_bytes: bytes written back.
+        upload_failures: write-backs that failed (logged; the fetch itself succeeded).
+        waits: fetches that waited for another node's claim.
+        bucket_errors: times the bucket was unusable and upstream was used instead.
+        corrupt: blobs in the bucket that failed verification (fetched upstream instead).
+    """
+
+    mirror_hits: int = 0
+    mirror_bytes: int = 0
+    upstream_fetches: int = 0
+    uploads: int = 0
+    upload_bytes: int = 0
+    upload_failures: int = 0
+    waits: int = 0
+    bucket_errors: int = 0
+    corrupt: int = 0
+
+
+@dataclass(slots=True)
+class _Outage:
+    until: float = 0.0
+    reported: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What a waiting fetch knows about the blob it waits for."""
+
+    deadline: float
+    interval: float = 0.05
+    waited: bool = field(default=False)
+
+
+class MirrorSource(AsyncResource):
+    """Read through, and write back to, an object-store bucket shared by a fleet of nodes.
+
+    Args:
+        url: the bucket, e.g. `s3://models/hf` (credentials and endpoint from the standard
+            `AWS_*` variables); also `file:///mnt/share/...` or `memory:///`. Defaults to
+            `MODELFETCH_MIRROR_URL`.
+        upstream: where blobs come from when the bucket lacks them; `HubSource` by default.
+        settings: local cache and timeouts; `Settings.from_env()` when omitted.
+        options: claim, wait and upload behaviour.
+        bucket: an already-open `Bucket` (tests), instead of `url`.
+
+    Example:
+        ```python
+        source = CachedSource(MirrorSource("s3://models/hf", upstream=HttpHubSource()))
+        path = await modelfetch.fetch("org/model", "model.safetensors", source=source)
+        ```
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        upstream: ModelAssetSource | None = None,
+        settings: Settings | None = None,
+        options: MirrorOptions | None = None,
+        bucket: Bucket | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.options = options if options is not None else MirrorOptions()
+        if bucket is None:
+            url = url or self.settings.mirror_url
+            if not url:
+                raise InvalidRequestError(
+                    "MirrorSource needs a bucket URL: pass one or set MODELFETCH_MIRROR_URL."
+                )
+            bucket = Bucket.open(url, timeout=self.options.timeout)
+        self.bucket = bucket
+        self.upstream: ModelAssetSource = upstream if upstream is not None else HubSource(self.settings)
+        self._layout = CacheLayout(self.settings.hub_cache)
+        self._limiter = anyio.CapacityLimiter(8)
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._listings: OrderedDict[tuple[str, str, str], dict[str, RepoFile]] = OrderedDict()
+        self._outage = _Outage()
+        self._stats = MirrorStats()
+        self._clock: Callable[[], float] = time.time  # wall clock: claims are compared across nodes
+
+    def __repr__(self) -> str:
+        return f"MirrorSource({self.bucket.url!r}, upstream={self.upstream!r})"
+
+    def stats(self) -> MirrorStats:
+        """A copy of the counters."""
+        return MirrorStats(**{name: getattr(self._stats, name) for name in MirrorStats.__slots__})
+
+    async def aclose(self) -> None:
+        """Close the upstream source."""
+        await self.upstream.aclose()
+
+    # ---- bucket plumbing ---------------------------------------------------------------
+
+    async def _run(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+
+    def _usable(self) -> bool:
+        if time.monotonic() < self._outage.until:
+            return False
+        if self._outage.reported:
+            log.warning("mirror %s: trying the bucket again", self.bucket.url)
+            self._outage.reported = False
+        return True
+
+    def _failed(self, exc: BucketUnavailableError) -> None:
+        self._stats.bucket_errors += 1
+        self._outage.until = time.monotonic() + self.options.retry_after
+        if not self._outage.reported:
+            self._outage.reported = True
+            log.warning(
+                "mirror %s is unavailable (%s); fetching from upstream for the next %.0f s",
+                self.bucket.url,
+                exc,
+                self.options.retry_after,
+            )
+
+    # ---- locating a file ---------------------------------------------------------------
+
+    def _remember(self, listing: RepoListing) -> None:
+        key = (listing.repo.repo_type, listing.repo.repo_id, listing.commit)
+        self._listings[key] = {f.path: f for f in listing.files}
+        self._listings.move_to_end(key)
+        while len(self._listings) > _LISTINGS:
+            self._listings.popitem(last=False)
+
+    def _known(self, ref: AssetRef, commit: str) -> RepoFile | None:
+        return self._listings.get((ref.repo_type, ref.repo_id, commit), {}).get(ref.filename)
+
+    async def list_files(self, repo: RepoRef) -> RepoListing:
+        """A commit's listing from the bucket when pinned and known there, else from upstream."""
+        if repo.is_pinned and self._usable():
+            try:
+                found = await self._run(self.bucket.read, listing_key(repo, repo.revision))
+            except BucketUnavailableError as exc:
+                self._failed(exc)
+            else:
+                listing = decode_listing(found[0], repo) if found else None
+                if listing is not None:
+                    self._remember(listing)
+                    return listing
+        listing = await self.upstream.list_files(repo)
+        self._remember(listing)
+        if self.options.write_back and all(safe_blob_name(f.etag) for f in listing.files) and self._usable():
+            await self._write_back(
+                self.bucket.create, listing_key(listing.repo, listing.commit), encode_listing(listing)
+            )
+        return listing
+
+    async def _locate(self, ref: AssetRef) -> tuple[str, RepoFile | None]:
+        """The commit and listing entry of `ref` (entry None: upstream gives no content id)."""
+        if ref.is_pinned:
+            known = self._known(ref, ref.revision)
+            if known is not None:
+                return ref.revision, known
+            if self._usable():
+                try:
+                    found = await self._run(self.bucket.read, entry_key(ref, ref.revision, ref.filename))
+                except BucketUnavailableError as exc:
+                    self._failed(exc)
+                else:
+                    entry = decode_entry(found[0], ref.filename) if found else None
+                    if entry is not None:
+                        return ref.revision, entry
+        listing = await self.list_files(ref.repo)
+        entry = self._known(ref, listing.commit)
+        if entry is None:
+            raise AssetNotFoundError(
+                f"Fetching {ref}: the repo has no such file at commit {listing.commit[:12]}; "
+                "check the filename."
+            )
+        return listing.commit, entry if safe_blob_name(entry.etag) else None
+
+    # ---- the protocol ------------------------------------------------------------------
+
+    async def resolve(self, ref: AssetRef, *, progress: ProgressCallback | None = None) -> ResolvedAsset:
+        """Fetch `ref` from the local cache, the bucket, or upstream (writing it back)."""
+        commit, entry = await self._locate(ref)
+        if entry is None:  # no content id (a plain folder upstream): nothing to share
+            return await self._from_upstream(ref, commit, progress)
+        local: ResolvedAsset | None = await self._run(self._link_local, ref, commit, entry)
+        if local is not None:
+            return local
+        pending = _Pending(deadline=time.monotonic() + self.options.max_wait)
+        while self._usable():
+            try:
+                found = await self._from_bucket(ref, commit, entry, progress)
+                if found is not None:
+                    return found
+                claim = await self._run(
+                    try_claim, self.bucket, entry.etag, self._owner, self.options.lease, self._clock()
+                )
+                if isinstance(claim, HeldClaim):
+                    return await self._fetch_as_claimant(ref, commit, entry, claim, progress)
+            except BucketUnavailableError as exc:
+                self._failed(exc)
+                break
+            except IntegrityError as exc:
+                self._stats.corrupt += 1
+                log.warning("mirror %s: %s; fetching from upstream instead", self.bucket.url, exc)
+                return await self._fetch_and_replace(ref, commit, entry, progress)
+            if not await self._wait(pending, ref):
+                break
+        return await self._from_upstream(ref, commit, progress)
+
+    async def _wait(self, pending: _Pending, ref: AssetRef) -> bool:
+        """Pause before the next look at the bucket; False once waiting is pointless."""
+        if not pending.waited:
+            pending.waited = True
+            self._stats.waits += 1
+            log.info("mirror %s: another node is fetching %s; waiting for it", self.bucket.url, ref)
+        if time.monotonic() >= pending.deadline:
+            log.warning(
+                "mirror %s: waited %.0f s for %s; fetching it here",
+                self.bucket.url,
+                self.options.max_wait,
+                ref,
+            )
+            return False
+        await anyio.sleep(pending.interval)
+        pending.interval = min(pending.interval * 2, self.options.poll_interval)
+        return True
+
+    # ---- the three places a file can come from ----------------------------------------
+
+    def _link_local(self, ref: AssetRef, commit: str, entry: RepoFile) -> ResolvedAsset | None:
+        blob = self._layout.blob(ref, entry.etag)
+        if not blob.is_file():
+            return None
+        pointer = self._layout.snapshot(ref, commit)
+        if not pointer.exists():
+            link_snapshot(blob, pointer)
+        write_ref(self._layout, ref, ref.revision, commit)
+        return ResolvedAsset(ref, pointer, commit, entry.size, entry.etag, Origin.DISK)
+
+    async def _from_bucket(
+        self, ref: AssetRef, commit: str, entry: RepoFile, progress: ProgressCallback | None
+    ) -> ResolvedAsset | None:
+        watch = TransferWatch(ref, progress)
+        try:
+            found: ResolvedAsset | None = await self._run(self._download, ref, commit, entry, watch)
+        except BaseException:
+            watch.finish(ProgressKind.FAILED)
+            raise
+        if found is not None:
+            watch.finish(ProgressKind.FINISHED)
+            if found.origin is Origin.NETWORK:
+                self._stats.mirror_hits += 1
+                self._stats.mirror_bytes += watch.done
+        return found
+
+    def _download(
+        self, ref: AssetRef, commit: str, entry: RepoFile, watch: TransferWatch
+    ) -> ResolvedAsset | None:
+        """Stream `blobs/<etag>` into the cache under huggingface_hub's lock; None if absent."""
+        lock = filelock.FileLock(str(self._layout.lock(ref, entry.etag)), thread_local=False)
+        acquire_lock(lock, self.settings.lock_timeout)
+        try:
+            local = self._link_local(ref, commit, entry)
+            if local is not None:
+                return local
+            if not self.bucket.exists(blob_key(entry.etag)):
+                return None
+            partial = PartialBlob(self._layout.blob(ref, entry.etag), entry.etag, entry.size)
+            start = partial.open()
+            try:
+                watch.started(entry.size, start)
+
+                def sink(offset: int, chunk: memoryview) -> None:
+                    partial.write_at(offset, chunk, watermark=offset + len(chunk))
+                    watch.advanced(len(chunk))
+
+                if self.bucket.download(blob_key(entry.etag), start, sink) is None:
+                    return None
+                try:
+                    partial.verify()
+                except IntegrityError as exc:
+                    partial.discard()
+                    raise IntegrityError(
+                        f"blobs/{entry.etag[:16]}... in the bucket for {ref}: {exc}"
+                    ) from None
+                partial.publish()
+            finally:
+                partial.close()
+            pointer = self._layout.snapshot(ref, commit)
+            link_snapshot(partial.blob, pointer)
+            write_ref(self._layout, ref, ref.revision, commit)
+            return ResolvedAsset(ref, pointer, commit, entry.size, entry.etag, Origin.NETWORK)
+        finally:
+            lock.release()
+
+    async def _from_upstream(
+        self, ref: AssetRef, commit: str, progress: ProgressCallback | None
+    ) -> ResolvedAsset:
+        pinned = AssetRef(ref.repo_id, ref.filename, commit, ref.repo_type)
+        got = await self.upstream.resolve(pinned, progress=progress)
+        self._stats.upstream_fetches += 1
+        if not ref.is_pinned:
+            await self._run(write_ref, self._layout, ref, ref.revision, got.commit)
+        return ResolvedAsset(ref, got.path, got.commit, got.size, got.etag, got.origin)
+
+    async def _fetch_as_claimant(
+        self, ref: AssetRef, commit: str, entry: RepoFile, held: HeldClaim, progress: ProgressCallback | None
+    ) -> ResolvedAsset:
+        """Fetch upstream and upload while renewing the claim; release it however this ends."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._keep_renewing, held)
+                got = await self._from_upstream(ref, commit, progress)
+                await self._push_blob(ref, commit, entry, got.path)
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._run(release, self.bucket, held)
+                except BucketUnavailableError as exc:
+                    log.warning("mirror %s: could not release the claim on %s: %s", self.bucket.url, ref, exc)
+        return got
+
+    async def _keep_renewing(self, held: HeldClaim | None) -> None:
+        while held is not None:
+            await anyio.sleep(self.options.lease / 3)
+            try:
+                held = await self._run(renew, self.bucket, held, self.options.lease, self._clock())
+            except BucketUnavailableError as exc:
+                log.warning("mirror %s: could not renew a claim: %s", self.bucket.url, exc)
+                return
+
+    async def _fetch_and_replace(
+        self, ref: AssetRef, commit: str, entry: RepoFile, progress: ProgressCallback | None
+    ) -> ResolvedAsset:
+        got = await self._from_upstream(ref, commit, progress)
+        if self.options.write_back:
+            await self._write_back(self.bucket.delete, blob_key(entry.etag))
+            await self._push_blob(ref, commit, entry, got.path)
+        return got
+
+    # ---- write-back --------------------------------------------------------------------
+
+    async def _push_blob(self, ref: AssetRef, commit: str, entry: RepoFile, path: Path) -> None:
+        """Upload the blob (unless present) and its manifest entry; failures are logged, not raised."""
+        if not self.options.write_back:
+            return
+        sent = [0]
+
+        def upload() -> None:
+            if not self.bucket.exists(blob_key(entry.etag)):
+                self.bucket.upload(
+                    blob_key(entry.etag), path, part_size=self.options.part_size, on_chunk=count
+                )
+                self._stats.uploads += 1
+                self._stats.upload_bytes += sent[0]
+            self.bucket.create(entry_key(ref, commit, entry.path), encode_entry(entry))
+
+        def count(n: int) -> None:
+            anyio.from_thread.check_cancelled()
+            sent[0] += n
+
+        await self._write_back(upload)
+
+    async def _write_back(self, func: Callable[..., Any], *args: Any) -> None:
+        try:
+            await self._run(func, *args)
+        except (BucketUnavailableError, OSError) as exc:
+            self._stats.upload_failures += 1
+            log.warning("mirror %s: write-back failed (%s); the fetch itself succeeded", self.bucket.url, exc)
+
+    async def push(self, repo: RepoRef, *, include: Callable[[str], bool] | None = None) -> RepoListing:
+        """Copy `repo` (its files passing `include`) from upstream into the bucket.
+
+        Files already in the bucket are not uploaded again. Used by `modelfetch mirror push`
+        to pre-seed a bucket from a machine with Hub access.
+
+        Returns:
+            The listing of the commit that was pushed.
+        """
+        listing = await self.list_files(repo)
+        pinned = RepoRef(repo.repo_id, listing.commit, repo.repo_type)
+        for file in listing.files:
+            if include is not None and not include(file.path):
+                continue
+            got = await self.resolve(pinned.asset(file.path))
+            if safe_blob_name(file.etag):
+                await self._push_blob(got.ref, listing.commit, file, got.path)
+        return listing
