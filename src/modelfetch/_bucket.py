@@ -56,22 +56,34 @@ def _obstore() -> Any:
 
 
 def store_config(url: str, env: Mapping[str, str]) -> dict[str, Any]:
-    """Extra S3 settings for `url`: path-style requests and plain HTTP for http:// endpoints.
+    """The S3 settings for `url` taken from `env` (the standard `AWS_*` variables).
 
-    obstore reads `AWS_*` variables itself; this adds only what S3-compatible stores in a
-    cluster (Ceph, MinIO) need and obstore does not infer: path-style requests unless
-    `AWS_VIRTUAL_HOSTED_STYLE_REQUEST` says otherwise, and `allow_http` when the endpoint
-    (`AWS_ENDPOINT_URL`/`AWS_ENDPOINT`) is plain HTTP.
+    Adds what S3-compatible stores in a cluster (Ceph, MinIO) need and obstore does not
+    infer: path-style requests unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST` says otherwise,
+    and `allow_http` (returned as `client_options`) when the endpoint is plain HTTP.
+    Empty for other kinds of URL. The result holds secrets: never log it.
     """
     if not url.startswith(("s3://", "s3a://")):
         return {}
     config: dict[str, Any] = {}
+    for key, variables in _AWS_VARIABLES.items():
+        value = next((env[v] for v in variables if env.get(v)), None)
+        if value is not None:
+            config[key] = value
     if "AWS_VIRTUAL_HOSTED_STYLE_REQUEST" not in env:
         config["virtual_hosted_style_request"] = False
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or env.get("AWS_ENDPOINT") or ""
-    if endpoint.startswith("http://"):
-        config["client_options"] = {"allow_http": True}
+    if str(config.get("endpoint", "")).startswith("http://"):
+        config["client_options"] = {"allow_http": True}  # the caller merges it into its own
     return config
+
+
+_AWS_VARIABLES = {
+    "endpoint": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"),
+    "access_key_id": ("AWS_ACCESS_KEY_ID",),
+    "secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+    "token": ("AWS_SESSION_TOKEN",),
+    "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+}
 
 
 def _first_line(exc: BaseException) -> str:

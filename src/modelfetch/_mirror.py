@@ -201,14 +201,16 @@ class MirrorSource(AsyncResource):
             self._outage.reported = False
         return True
 
-    def _failed(self, exc: BucketUnavailableError) -> None:
+    def _failed(self, exc: BucketUnavailableError, action: str = "reading") -> None:
+        """Count a bucket failure; skip the bucket for `retry_after` s, warning once per outage."""
         self._stats.bucket_errors += 1
         self._outage.until = time.monotonic() + self.options.retry_after
         if not self._outage.reported:
             self._outage.reported = True
             log.warning(
-                "mirror %s is unavailable (%s); fetching from upstream for the next %.0f s",
+                "mirror %s is unavailable (%s failed: %s); using upstream only for the next %.0f s",
                 self.bucket.url,
+                action,
                 exc,
                 self.options.retry_after,
             )
@@ -400,8 +402,15 @@ class MirrorSource(AsyncResource):
     async def _fetch_as_claimant(
         self, ref: AssetRef, commit: str, entry: RepoFile, held: HeldClaim, progress: ProgressCallback | None
     ) -> ResolvedAsset:
-        """Fetch upstream and upload while renewing the claim; release it however this ends."""
+        """Fetch upstream and upload while renewing the claim; release it however this ends.
+
+        The blob may have landed between our look at the bucket and winning the claim (its
+        uploader released the claim just then), so look once more before going upstream.
+        """
         try:
+            landed = await self._from_bucket(ref, commit, entry, progress)
+            if landed is not None:
+                return landed
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._keep_renewing, held)
                 got = await self._from_upstream(ref, commit, progress)
@@ -461,7 +470,10 @@ class MirrorSource(AsyncResource):
             await self._run(func, *args)
         except (BucketUnavailableError, OSError) as exc:
             self._stats.upload_failures += 1
-            log.warning("mirror %s: write-back failed (%s); the fetch itself succeeded", self.bucket.url, exc)
+            if isinstance(exc, BucketUnavailableError):
+                self._failed(exc, "write-back (the fetch itself succeeded)")
+            else:
+                log.warning("mirror %s: write-back failed (%s); the fetch itself succeeded", self.bucket.url, exc)
 
     async def push(self, repo: RepoRef, *, include: Callable[[str], bool] | None = None) -> RepoListing:
         """Copy `repo` (its files passing `include`) from upstream into the bucket.
