@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs ci bench reliability clean
+.PHONY: demo test lint docs ci bench reliability rgw clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## the main job: fetch a generated model from an embedded fake Hub
 	$(BIN)/modelfetch demo
 
-test: $(STAMP)  ## the whole test suite, on asyncio, uvloop and trio
+test: $(STAMP) rgw  ## the whole test suite, on asyncio, uvloop and trio (the fleet tests start radosgw)
 	$(BIN)/python -m pytest
+
+rgw:  ## the Ceph packages the fleet tests run radosgw from (Debian, needs root; no-op when present)
+	scripts/rgw install
 
 bench: $(STAMP)  ## every benchmark scenario; writes docs/benchmarks.md and its plots
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

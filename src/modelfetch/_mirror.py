@@ -473,7 +473,9 @@ class MirrorSource(AsyncResource):
             if isinstance(exc, BucketUnavailableError):
                 self._failed(exc, "write-back (the fetch itself succeeded)")
             else:
-                log.warning("mirror %s: write-back failed (%s); the fetch itself succeeded", self.bucket.url, exc)
+                log.warning(
+                    "mirror %s: write-back failed (%s); the fetch itself succeeded", self.bucket.url, exc
+                )
 
     async def push(self, repo: RepoRef, *, include: Callable[[str], bool] | None = None) -> RepoListing:
         """Copy `repo` (its files passing `include`) from upstream into the bucket.
