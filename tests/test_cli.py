@@ -90,3 +90,53 @@ def test_demo_runs_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
     assert "second pass" in out
     assert "0 requests" in out
     assert "found 7/7 files" in out
+
+
+def test_mirror_push_seeds_a_bucket_a_node_then_reads_without_the_hub(
+    hub_env: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mirror push` copies the kept files into the bucket; a node then fetches them with no Hub request."""
+    import anyio
+
+    from modelfetch import AssetRef, HttpHubSource, MirrorSource, Settings
+
+    weights = os.urandom(100_000)
+    commit = hub_env.add_files("org/model", {"a.json": b"A", "w.bin": weights, "skip.txt": b"S"})
+    url = f"file://{tmp_path / 'bucket'}"
+    (tmp_path / "bucket").mkdir()
+    assert (
+        main(["mirror", "push", "org/model", "--url", url, "--exclude", "*.txt", "--backend", "httpx"]) == 0
+    )
+    captured = capsys.readouterr()
+    assert captured.out.strip() == commit
+    assert "2 blobs uploaded" in captured.err
+    before = len(hub_env.requests)
+    node = Settings.from_env({}, endpoint=hub_env.endpoint, hub_cache=tmp_path / "node", state_dir=tmp_path)
+
+    async def read() -> bytes:
+        async with MirrorSource(url, upstream=HttpHubSource(node), settings=node) as mirror:
+            got = await mirror.resolve(AssetRef("org/model", "w.bin", commit))
+            return got.path.read_bytes()
+
+    assert anyio.run(read) == weights
+    assert len(hub_env.requests) == before
+
+
+def test_mirror_push_to_an_unreachable_bucket_fails_with_one_line(
+    hub_env: FakeHub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push whose bucket refuses connections exits 1 naming the bucket, instead of succeeding quietly."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    hub_env.add_file("org/model", "a.json", b"A")
+    assert main(["mirror", "push", "org/model", "--url", "s3://fleet"]) == 1
+    err = capsys.readouterr().err
+    assert "s3://fleet" in err.splitlines()[-1]
+    assert "push again" in err.splitlines()[-1]

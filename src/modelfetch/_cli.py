@@ -3,6 +3,7 @@
     modelfetch get REPO FILE... [--revision R] [--repo-type T] [--backend threads] [--quiet]
     modelfetch snapshot REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--max-workers N]
     modelfetch cache ls
+    modelfetch mirror push REPO [--url s3://bucket/prefix] [--include GLOB]... [--exclude GLOB]...
     modelfetch demo [--size MIB] [--shards N] [--backend threads|httpx]
 
 stdout carries only results (one path per line); progress and errors go to stderr.
@@ -28,6 +29,7 @@ from ._hub import HubSource
 from ._progress import ProgressCallback
 from ._protocol import ModelAssetSource
 from ._settings import Settings
+from ._types import DEFAULT_REVISION, RepoRef
 from ._version import __version__
 
 BACKENDS = ("threads", "httpx")
@@ -63,6 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     cache_commands.add_parser("ls", help="list cached repos: type, id, revisions, files, size")
 
+    mirror = commands.add_parser("mirror", help="work with a fleet's shared bucket")
+    mirror_commands = mirror.add_subparsers(dest="mirror_command", required=True, metavar="ACTION")
+    push = mirror_commands.add_parser(
+        "push", parents=[common], help="copy a revision from the Hub into the bucket; print its commit"
+    )
+    push.add_argument("repo")
+    push.add_argument("--url", default=None, help="the bucket (default: $MODELFETCH_MIRROR_URL)")
+    push.add_argument("--include", action="append", default=None, metavar="GLOB")
+    push.add_argument("--exclude", action="append", default=None, metavar="GLOB")
+
     demo = commands.add_parser("demo", help="fetch a generated model from an embedded fake Hub on 127.0.0.1")
     demo.add_argument("--size", type=int, default=256, help="total weight size in MiB (default: 256)")
     demo.add_argument("--shards", type=int, default=4, help="number of safetensors shards (default: 4)")
@@ -86,6 +98,8 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
 
         await run_demo(size_mib=args.size, shards=args.shards, backend=args.backend, progress=progress)
         return []
+    if args.command == "mirror":
+        return [Path(await _push(args))]
     async with contextlib.aclosing(_source(args.backend)) as source:
         if args.command == "get":
             return [
@@ -110,6 +124,21 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
             progress=progress,
         )
         return [folder]
+
+
+async def _push(args: argparse.Namespace) -> str:
+    from ._mirror import MirrorSource  # noqa: PLC0415 - needs the optional obstore
+
+    repo = RepoRef(args.repo, args.revision or DEFAULT_REVISION, args.repo_type)
+    async with MirrorSource(args.url, upstream=_source(args.backend)) as mirror:
+        listing = await mirror.push(repo, include=args.include, exclude=args.exclude)
+        stats = mirror.stats()
+    print(
+        f"pushed {repo.repo_id}@{listing.commit[:12]} to {mirror.bucket.url}: "
+        f"{stats.uploads} blobs uploaded ({stats.upload_bytes / 2**20:.1f} MiB), the rest already there",
+        file=sys.stderr,
+    )
+    return listing.commit
 
 
 def main(argv: Sequence[str] | None = None) -> int:

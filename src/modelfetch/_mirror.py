@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,8 @@ from ._bucketkeys import (
     listing_key,
 )
 from ._claims import HeldClaim, release, renew, try_claim
-from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError
+from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError, SourceUnavailableError
+from ._globs import filter_paths
 from ._hfcache import CacheLayout, link_snapshot, write_ref
 from ._hub import HubSource
 from ._hubproto import safe_blob_name
@@ -477,21 +478,38 @@ class MirrorSource(AsyncResource):
                     "mirror %s: write-back failed (%s); the fetch itself succeeded", self.bucket.url, exc
                 )
 
-    async def push(self, repo: RepoRef, *, include: Callable[[str], bool] | None = None) -> RepoListing:
-        """Copy `repo` (its files passing `include`) from upstream into the bucket.
+    async def push(
+        self,
+        repo: RepoRef,
+        *,
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+    ) -> RepoListing:
+        """Copy `repo` (the files `include`/`exclude` keep) from upstream into the bucket.
 
-        Files already in the bucket are not uploaded again. Used by `modelfetch mirror push`
-        to pre-seed a bucket from a machine with Hub access.
+        What `modelfetch mirror push` runs to pre-seed a bucket from a machine with Hub
+        access. Files already in the bucket are not uploaded again. Unlike a fetch, a push
+        fails when the bucket does: its whole job is the write.
 
         Returns:
-            The listing of the commit that was pushed.
+            The listing of the commit that was pushed (every file, kept or not).
+
+        Raises:
+            SourceUnavailableError: the bucket could not be written (the warnings say why).
         """
+        before = self.stats()
         listing = await self.list_files(repo)
         pinned = RepoRef(repo.repo_id, listing.commit, repo.repo_type)
-        for file in listing.files:
-            if include is not None and not include(file.path):
-                continue
-            got = await self.resolve(pinned.asset(file.path))
-            if safe_blob_name(file.etag):
-                await self._push_blob(got.ref, listing.commit, file, got.path)
+        by_path = {f.path: f for f in listing.files}
+        for path in filter_paths(by_path, include, exclude):
+            got = await self.resolve(pinned.asset(path))
+            if safe_blob_name(by_path[path].etag):
+                await self._push_blob(got.ref, listing.commit, by_path[path], got.path)
+        after = self.stats()
+        failed = after.upload_failures - before.upload_failures + after.bucket_errors - before.bucket_errors
+        if failed:
+            raise SourceUnavailableError(
+                f"Pushing {pinned} to {self.bucket.url}: {failed} bucket operations failed "
+                "(see the warnings above); check the bucket URL, endpoint and credentials, then push again."
+            )
         return listing
