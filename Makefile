@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs ci bench reliability rgw clean
+.PHONY: demo test lint docs ci bench bench-fleet reliability rgw clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ rgw:  ## the Ceph packages the fleet tests run radosgw from (Debian, needs root;
 bench: $(STAMP)  ## every benchmark scenario; writes docs/benchmarks.md and its plots
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run
+
+bench-fleet: $(STAMP) rgw  ## N nodes with and without a shared Ceph bucket; writes docs/fleet-benchmark.md
+	$(BIN)/python -m benchmarks.fleet
 
 reliability: $(STAMP)  ## the reliability suite; regenerates docs/reliability.md from its counts
 	MODELFETCH_RELIABILITY_REPORT=docs/reliability.md $(BIN)/python -m pytest -q tests/reliability
