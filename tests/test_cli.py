@@ -140,3 +140,15 @@ def test_mirror_push_to_an_unreachable_bucket_fails_with_one_line(
     err = capsys.readouterr().err
     assert "s3://fleet" in err.splitlines()[-1]
     assert "push again" in err.splitlines()[-1]
+
+
+def test_get_reads_through_the_bucket_named_by_the_environment(
+    hub_env: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With MODELFETCH_MIRROR_URL set, `get` writes what it fetched back to that bucket."""
+    hub_env.add_file("org/model", "a.json", b"A")
+    (tmp_path / "bucket").mkdir()
+    monkeypatch.setenv("MODELFETCH_MIRROR_URL", f"file://{tmp_path / 'bucket'}")
+    assert main(["get", "org/model", "a.json", "--quiet"]) == 0
+    assert Path(capsys.readouterr().out.strip()).read_bytes() == b"A"
+    assert len(list((tmp_path / "bucket" / "blobs").iterdir())) == 1

@@ -84,12 +84,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _source(backend: str) -> ModelAssetSource:
+def _hub_source(backend: str, settings: Settings) -> ModelAssetSource:
     if backend == "threads":
-        return HubSource()
+        return HubSource(settings)
     if backend == "httpx":
-        return HttpHubSource()
+        return HttpHubSource(settings)
     raise InvalidRequestError(f"unknown backend {backend!r}")  # pragma: no cover - argparse checks
+
+
+def _source(backend: str) -> ModelAssetSource:
+    """The Hub source asked for, behind the fleet's bucket when MODELFETCH_MIRROR_URL is set."""
+    settings = Settings.from_env()
+    hub = _hub_source(backend, settings)
+    if settings.mirror_url:
+        from ._mirror import MirrorSource  # noqa: PLC0415 - needs the optional obstore
+
+        return MirrorSource(settings=settings, upstream=hub)
+    return hub
 
 
 async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> list[Path]:
@@ -130,7 +141,10 @@ async def _push(args: argparse.Namespace) -> str:
     from ._mirror import MirrorSource  # noqa: PLC0415 - needs the optional obstore
 
     repo = RepoRef(args.repo, args.revision or DEFAULT_REVISION, args.repo_type)
-    async with MirrorSource(args.url, upstream=_source(args.backend)) as mirror:
+    settings = Settings.from_env()
+    async with MirrorSource(
+        args.url, settings=settings, upstream=_hub_source(args.backend, settings)
+    ) as mirror:
         listing = await mirror.push(repo, include=args.include, exclude=args.exclude)
         stats = mirror.stats()
     print(
