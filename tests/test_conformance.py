@@ -16,9 +16,11 @@ from modelfetch import (
     HttpHubSource,
     HubSource,
     LocalDirSource,
+    MirrorSource,
     ModelAssetSource,
     Settings,
 )
+from modelfetch._bucket import Bucket
 from modelfetch.testing import FakeHub, MemorySource, check_source
 
 FILES = {"config.json": b'{"a": 1}', "sub/tokenizer.json": b"{}", "model.safetensors": b"w" * 70_000}
@@ -47,6 +49,9 @@ SOURCES: dict[str, Factory] = {
     "localdir-plain": _plain_folder,
     "localdir-hf-cache": _hf_cache_folder,
     "chain": lambda hub, settings, tmp: ChainSource([LocalDirSource(tmp / "empty"), HubSource(settings)]),
+    "mirror": lambda hub, settings, tmp: MirrorSource(
+        bucket=Bucket.open("memory:///", timeout=5), upstream=HttpHubSource(settings), settings=settings
+    ),
 }
 
 

@@ -33,6 +33,7 @@ from modelfetch._bucketkeys import Claim, blob_key, claim_key, encode_claim
 from modelfetch.testing import FakeHub
 
 MiB = 1024 * 1024
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 FAST = MirrorOptions(poll_interval=0.05, part_size=5 * MiB)
 Upstream = Callable[[Settings], ModelAssetSource]
 UPSTREAMS: dict[str, Upstream] = {"hub": HubSource, "httpx": HttpHubSource}
@@ -170,7 +171,7 @@ async def test_an_unreachable_bucket_falls_back_to_the_hub_with_one_warning(
     """With nothing listening at the bucket's endpoint, fetches succeed from the Hub and warn once."""
     _, files = _model(fake_hub)
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}", "AWS_ACCESS_KEY_ID": "k"}
-    down = Bucket.open("s3://fleet", timeout=1, env={**env, "AWS_SECRET_ACCESS_KEY": "s"})
+    down = Bucket.open("s3://fleet", timeout=1, env={**env, "AWS_SECRET_ACCESS_KEY": SECRET})
     settings = _node(fake_hub, tmp_path, "a")
     caplog.set_level(logging.WARNING, logger="modelfetch.mirror")
     async with MirrorSource(bucket=down, upstream=HttpHubSource(settings), settings=settings) as m:
@@ -187,6 +188,8 @@ async def test_an_unreachable_bucket_falls_back_to_the_hub_with_one_warning(
     assert len(warnings) == 1
     assert "is unavailable" in warnings[0]
     assert "using upstream only" in warnings[0]
+    assert SECRET not in caplog.text
+    assert SECRET not in repr(m) + repr(down)
 
 
 class _FailingUploads(Bucket):
