@@ -45,14 +45,6 @@ class Result:
     wall: float
 
 
-def _hub_body_bytes(hub: FakeHub) -> int:
-    return sum(
-        r.bytes_sent
-        for r in hub.requests
-        if r.method == "GET" and r.status in (200, 206) and "/api/" not in r.path
-    )
-
-
 class Fleet:
     """The gateway, the hub and a scratch folder for the run."""
 
@@ -100,7 +92,7 @@ class Fleet:
     def run(self, name: str, nodes: int, *, mirror: bool, together: bool) -> Result:
         """Run `nodes` node processes, at once or in turn; measure Hub bytes and node times."""
         bucket = self.bucket() if mirror else None
-        before = _hub_body_bytes(self.hub)
+        before = self.hub.file_bytes_served()
         start = time.perf_counter()
         seconds: list[float] = []
         if together:
@@ -114,7 +106,7 @@ class Fleet:
                 self._wait(self._start(bucket))
                 seconds.append(time.perf_counter() - began)
         wall = time.perf_counter() - start
-        return Result(name, _hub_body_bytes(self.hub) - before, seconds, wall)
+        return Result(name, self.hub.file_bytes_served() - before, seconds, wall)
 
     def _start(self, bucket: str | None) -> subprocess.Popen[str]:
         return subprocess.Popen(

@@ -64,14 +64,6 @@ def _model(hub: FakeHub) -> tuple[str, dict[str, bytes]]:
     return hub.add_files("org/model", files), files
 
 
-def _hub_body_bytes(hub: FakeHub) -> int:
-    return sum(
-        r.bytes_sent
-        for r in hub.requests
-        if r.method == "GET" and r.status in (200, 206) and "/api/" not in r.path
-    )
-
-
 def _keys(bucket: Bucket) -> list[str]:
     return sorted(str(m["path"]) for batch in obstore.list(bucket.store) for m in batch)
 
@@ -93,7 +85,7 @@ async def test_nodes_one_after_another_fetch_each_blob_from_the_hub_once(
             assert (stats.upstream_fetches, stats.uploads) == (3, 3)
         else:
             assert (stats.mirror_hits, stats.upstream_fetches) == (3, 0)
-    assert _hub_body_bytes(fake_hub) == sum(map(len, files.values()))
+    assert fake_hub.file_bytes_served() == sum(map(len, files.values()))
     assert sum(k.startswith("blobs/") for k in _keys(bucket)) == 3
     assert not [k for k in _keys(bucket) if k.startswith("claims/")]
 
@@ -154,7 +146,7 @@ async def test_concurrent_nodes_share_one_hub_transfer_per_blob(
             tg.start_soon(node, name)
     for folder in folders.values():
         assert {p: (folder / p).read_bytes() for p in files} == files
-    assert _hub_body_bytes(fake_hub) == sum(map(len, files.values()))
+    assert fake_hub.file_bytes_served() == sum(map(len, files.values()))
     assert sum(s.upstream_fetches for s in stats.values()) == 3
     assert sum(s.mirror_hits for s in stats.values()) == 6
 

@@ -49,14 +49,6 @@ def _finish(node: subprocess.Popen[str]) -> dict[str, object]:
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def _hub_body_bytes(hub: FakeHub) -> int:
-    return sum(
-        r.bytes_sent
-        for r in hub.requests
-        if r.method == "GET" and r.status in (200, 206) and "/api/" not in r.path
-    )
-
-
 def _model(hub: FakeHub, tmp: Path, shard_size: int) -> tuple[dict[str, str], int]:
     model = write_model_repo(tmp / "model", shards=3, shard_size=shard_size, seed=7)
     hub.add_folder("org/model", model.folder)
@@ -88,11 +80,11 @@ def test_a_fleet_fetches_each_blob_from_the_hub_once(
         for i in range(3)
     ]
     results = [_finish(node) for node in nodes]
-    assert _hub_body_bytes(fake_hub) == total
+    assert fake_hub.file_bytes_served() == total
     for i in range(3, 6):
         env = _environment(fake_hub, tmp_path / f"node{i}", gateway, bucket_name)
         results.append(_finish(_start(["env", "org/model"], env)))
-    assert _hub_body_bytes(fake_hub) == total
+    assert fake_hub.file_bytes_served() == total
     assert all(result["files"] == digests for result in results)
     keys = [str(m["path"]) for batch in obstore.list(_store(gateway, bucket_name)) for m in batch]
     assert sum(k.startswith("blobs/") for k in keys) == len(digests)
@@ -116,7 +108,7 @@ def test_with_the_mirror_down_a_node_fetches_from_the_hub_and_warns(
     out, err = node.communicate(timeout=300)
     assert node.returncode == 0, err
     assert json.loads(out)["files"] == digests
-    assert _hub_body_bytes(fake_hub) == total
+    assert fake_hub.file_bytes_served() == total
     assert err.count("is unavailable") == 1
 
 

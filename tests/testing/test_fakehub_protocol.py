@@ -213,3 +213,13 @@ async def test_async_context_manager() -> None:
         assert response.content == b"{}"
     with pytest.raises(RuntimeError, match="not running"):
         _ = hub.endpoint
+
+
+def test_file_bytes_served_counts_downloads_not_metadata(fake_hub: FakeHub, tmp_path: Path) -> None:
+    """Bytes served counts file bodies (through the CDN redirect too), not HEADs, redirects or /api."""
+    data = os.urandom(300_000)
+    fake_hub.add_files("org/model", {"w.safetensors": data, "config.json": b"{}"})
+    snapshot_download("org/model", endpoint=fake_hub.endpoint, cache_dir=tmp_path)
+    assert fake_hub.file_bytes_served() == len(data) + 2
+    snapshot_download("org/model", endpoint=fake_hub.endpoint, cache_dir=tmp_path)
+    assert fake_hub.file_bytes_served() == len(data) + 2  # cached: only metadata the second time

@@ -278,6 +278,17 @@ class FakeHub:
         """
         return count(self._core.log.snapshot(), method, substring)
 
+    def file_bytes_served(self) -> int:
+        """Body bytes sent for file downloads (200/206 answers to GETs outside `/api/`), so far.
+
+        What a fleet test compares with the model's size: the bytes the Hub paid for.
+        """
+        return sum(
+            r.bytes_sent
+            for r in self._core.log.snapshot()
+            if r.method == "GET" and r.status in (200, 206) and "/api/" not in r.path
+        )
+
     def clear_requests(self) -> None:
         """Forget the request log."""
         self._core.log.clear()
