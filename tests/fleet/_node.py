@@ -42,11 +42,14 @@ def _digests(folder: Path) -> dict[str, str]:
 
 def _hang_in_upload() -> None:
     original = bucket_module._chunks
+    said = threading.Lock()  # several uploads run at once: announce only the first
 
     def chunks(path: Path, size: int, on_chunk: Callable[[int], None]) -> Iterator[bytes]:
         for number, block in enumerate(original(path, size, on_chunk)):
             if number == 1:  # the first part has been handed over; the upload is under way
-                print("uploading", flush=True)
+                if said.acquire(blocking=False):
+                    sys.stdout.write("uploading\n")
+                    sys.stdout.flush()
                 threading.Event().wait()
             yield block
 

@@ -121,14 +121,16 @@ def test_a_node_killed_mid_upload_leaves_no_object_and_the_next_one_uploads(
         ["explicit", "org/model", "2", "--hang-in-upload"],
         _environment(fake_hub, tmp_path / "victim", gateway, bucket_name),
     )
-    assert victim.stdout is not None
-    assert victim.stdout.readline().strip() == "uploading"
-    store = _store(gateway, bucket_name)
-    claims = [str(m["path"]) for batch in obstore.list(store, prefix="claims/") for m in batch]
-    assert claims  # the victim holds claims on the shards it is fetching or uploading
-    etags = [key.removeprefix("claims/") for key in claims]
-    victim.send_signal(signal.SIGKILL)
-    victim.communicate(timeout=60)
+    try:
+        assert victim.stdout is not None
+        assert victim.stdout.readline().strip() == "uploading"
+        store = _store(gateway, bucket_name)
+        claims = [str(m["path"]) for batch in obstore.list(store, prefix="claims/") for m in batch]
+        assert claims  # the victim holds claims on the shards it is fetching or uploading
+        etags = [key.removeprefix("claims/") for key in claims]
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=60)
     blob_keys = [str(m["path"]) for batch in obstore.list(store, prefix="blobs/") for m in batch]
     assert not [etag for etag in etags if f"blobs/{etag}" in blob_keys]  # no half-sent upload is visible
 
