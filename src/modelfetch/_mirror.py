@@ -451,24 +451,27 @@ class MirrorSource(AsyncResource):
             return
         sent = [0]
 
-        def upload() -> None:
-            if not self.bucket.exists(blob_key(entry.etag)):
+        def upload() -> bool:
+            uploaded = not self.bucket.exists(blob_key(entry.etag))
+            if uploaded:
                 self.bucket.upload(
                     blob_key(entry.etag), path, part_size=self.options.part_size, on_chunk=count
                 )
-                self._stats.uploads += 1
-                self._stats.upload_bytes += sent[0]
             self.bucket.create(entry_key(ref, commit, entry.path), encode_entry(entry))
+            return uploaded
 
         def count(n: int) -> None:
             anyio.from_thread.check_cancelled()
             sent[0] += n
 
-        await self._write_back(upload)
+        if await self._write_back(upload):  # counters change on the loop thread only
+            self._stats.uploads += 1
+            self._stats.upload_bytes += sent[0]
 
-    async def _write_back(self, func: Callable[..., Any], *args: Any) -> None:
+    async def _write_back(self, func: Callable[..., Any], *args: Any) -> Any:
+        """`func(*args)` in a worker thread; its result, or None after a logged, counted failure."""
         try:
-            await self._run(func, *args)
+            return await self._run(func, *args)
         except (BucketUnavailableError, OSError) as exc:
             self._stats.upload_failures += 1
             if isinstance(exc, BucketUnavailableError):
@@ -477,6 +480,7 @@ class MirrorSource(AsyncResource):
                 log.warning(
                     "mirror %s: write-back failed (%s); the fetch itself succeeded", self.bucket.url, exc
                 )
+            return None
 
     async def push(
         self,
