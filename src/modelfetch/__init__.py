@@ -31,9 +31,9 @@ from ._httpsource import HttpHubSource as HttpHubSource
 from ._httpsource import TransferOptions as TransferOptions
 from ._hub import HubSource as HubSource
 from ._localdir import LocalDirSource as LocalDirSource
-from ._mirror import MirrorOptions as MirrorOptions
 from ._mirror import MirrorSource as MirrorSource
-from ._mirror import MirrorStats as MirrorStats
+from ._mirroropts import MirrorOptions as MirrorOptions
+from ._mirroropts import MirrorStats as MirrorStats
 from ._progress import ProgressCallback as ProgressCallback
 from ._progress import ProgressEvent as ProgressEvent
 from ._progress import ProgressKind as ProgressKind
