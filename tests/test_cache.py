@@ -45,6 +45,7 @@ class GateSource:
     error: FetchError | None = None
     release: anyio.Event = field(default_factory=anyio.Event)
     started: anyio.Event = field(default_factory=anyio.Event)
+    stopped: anyio.Event = field(default_factory=anyio.Event)
 
     @property
     def settings(self) -> Settings:
@@ -59,6 +60,7 @@ class GateSource:
             await self.release.wait()
         except anyio.get_cancelled_exc_class():
             self.cancelled += 1
+            self.stopped.set()
             raise
         if self.error is not None:
             raise self.error
@@ -204,8 +206,10 @@ async def test_cancelling_every_waiter_stops_the_transfer(gate: GateSource) -> N
         await gate.started.wait()
         await anyio.wait_all_tasks_blocked()
         tg.cancel_scope.cancel()
-    assert gate.cancelled == 1
     assert source.stats().in_flight == 0
+    with anyio.fail_after(5):
+        await gate.stopped.wait()
+    assert gate.cancelled == 1
     gate.release.set()
     assert (await source.resolve(REF)).path == gate.root / "a.bin"
     assert gate.calls == 2
@@ -228,6 +232,8 @@ async def test_timeouts_behave_like_cancellation(gate: GateSource) -> None:
         tg.start_soon(waiter)
         tg.start_soon(waiter)
     assert timeouts == 2
+    with anyio.fail_after(5):
+        await gate.stopped.wait()
     assert gate.cancelled == 1
 
 

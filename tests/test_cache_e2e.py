@@ -118,12 +118,15 @@ async def test_cancelling_all_waiters_stops_the_download(fake_hub: FakeHub, sett
                 tg.start_soon(lambda: source.resolve(ref, progress=on_progress))
             await started.wait()
             tg.cancel_scope.cancel()
-        record = (await anyio.to_thread.run_sync(fake_hub.wait_for_requests, "GET", "model.safetensors"))[0]
-        assert not record.completed
-        storage = settings.hub_cache / "models--org--model"
-        assert list((storage / "blobs").iterdir()) == []
-        assert not list((storage / "snapshots").rglob("model.safetensors"))
-        fake_hub.remove_fault(rule)
+        assert source.stats().in_flight == 0
+    # Closing the source waits for the abandoned transfer to wind down.
+    record = (await anyio.to_thread.run_sync(fake_hub.wait_for_requests, "GET", "model.safetensors"))[0]
+    assert not record.completed
+    storage = settings.hub_cache / "models--org--model"
+    assert list((storage / "blobs").iterdir()) == []
+    assert not list((storage / "snapshots").rglob("model.safetensors"))
+    fake_hub.remove_fault(rule)
+    async with CachedSource(HubSource(settings)) as source:
         resolved = await source.resolve(ref)
     assert resolved.origin is Origin.NETWORK
     assert resolved.size == size

@@ -42,6 +42,7 @@ from ._memo import (
 )
 from ._progress import ProgressCallback
 from ._protocol import ModelAssetSource
+from ._service import TaskHost
 from ._settings import Settings
 from ._singleflight import SingleFlight
 from ._types import AssetRef, Origin, RepoListing, RepoRef, ResolvedAsset
@@ -118,8 +119,9 @@ class CachedSource(AsyncResource):
         self._layout = CacheLayout(settings.hub_cache)
         self._memo = Memo(self._policy)
         self._clock = clock
-        self._flights: SingleFlight[ResolvedAsset] = SingleFlight()
-        self._listing_flights: SingleFlight[RepoListing] = SingleFlight()
+        self._host = TaskHost()
+        self._flights: SingleFlight[ResolvedAsset] = SingleFlight(self._host)
+        self._listing_flights: SingleFlight[RepoListing] = SingleFlight(self._host)
         self._listings: dict[RepoRef, tuple[RepoListing, float]] = {}
         self._disk = anyio.CapacityLimiter(16)
         self._hits = self._disk_hits = self._misses = self._negative_hits = self._stale = 0
@@ -214,7 +216,8 @@ class CachedSource(AsyncResource):
         return listing
 
     async def aclose(self) -> None:
-        """Close the inner source."""
+        """Stop the transfers still in flight (their waiters get a `FetchError`); close the inner source."""
+        await self._host.aclose()
         await self.inner.aclose()
 
 

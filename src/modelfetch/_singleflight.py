@@ -1,16 +1,14 @@
 """Single flight: concurrent awaits of one key share one run of the work.
 
-The first caller (the leader) hosts the work in a child task under a shielded cancel
-scope of the flight's own, so the work belongs to the flight, not to any one waiter:
+The work runs as a background task of the owner's `TaskHost` (see `modelfetch._service`),
+so it belongs to the flight, not to any one waiter:
 
-- a cancelled waiter leaves; the others keep waiting and get the result;
-- when the last waiter leaves, the flight's scope is cancelled, so the work (and, through
-  it, the source's transfer) stops, and the key is freed for a fresh attempt;
-- an error is raised in every waiter as its own copy, with its own traceback.
-
-Structured concurrency has one price: the leader's task hosts the work, so a cancelled
-leader whose flight still has waiters returns (raising its cancellation) only when the
-work ends. The other waiters are never delayed.
+- any waiter that is cancelled (a cancel scope, `fail_after`, a task-group cancel) returns
+  at once, whichever waiter started the work; the others keep waiting and get the result;
+- when the last waiter leaves, the work is cancelled (and, through it, the source's
+  transfer), and the key is freed for a fresh attempt;
+- an error is raised in every waiter as its own copy, with its own traceback;
+- closing the host cancels every flight still running.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import anyio
 
 from ._errors import FetchError
 from ._progress import ProgressCallback, ProgressEvent, emit
+from ._service import TaskHost
 
 T = TypeVar("T")
 
@@ -32,8 +31,8 @@ T = TypeVar("T")
 class Flight(Generic[T]):
     """One in-flight run of the work and the tasks awaiting it."""
 
-    scope: anyio.CancelScope = field(default_factory=lambda: anyio.CancelScope(shield=True))
     done: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope | None = None
     result: T | None = None
     error: FetchError | None = None
     waiters: int = 0
@@ -46,9 +45,14 @@ class Flight(Generic[T]):
 
 
 class SingleFlight(Generic[T]):
-    """Deduplicate concurrent work by key (see the module docstring)."""
+    """Deduplicate concurrent work by key (see the module docstring).
 
-    def __init__(self) -> None:
+    Args:
+        host: where the work runs; flights of several `SingleFlight`s may share one host.
+    """
+
+    def __init__(self, host: TaskHost) -> None:
+        self._host = host
         self._flights: dict[Hashable, Flight[T]] = {}
         self.joined = 0
 
@@ -65,44 +69,40 @@ class SingleFlight(Generic[T]):
         flight = self._flights.get(key)
         if flight is not None:
             self.joined += 1
-            await self._wait(key, flight, progress)
         else:
             flight = self._flights[key] = Flight()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._drive, key, flight, work)
-                await self._wait(key, flight, progress)
-        # Raised outside the task group, so callers see the error itself, not a group.
+            flight.scope = self._host.spawn(lambda: self._drive(key, flight, work))
+        await self._wait(key, flight, progress)
         return _outcome(key, flight)
 
     async def _drive(
         self, key: Hashable, flight: Flight[T], work: Callable[[ProgressCallback], Awaitable[T]]
     ) -> None:
-        with flight.scope:
-            try:
-                flight.result = await work(flight.emit)
-            except FetchError as exc:
-                flight.error = exc
-            except Exception as exc:
-                error = FetchError(f"{key}: the source raised an unexpected {type(exc).__name__}: {exc}")
-                error.__cause__ = exc
-                flight.error = error
-            finally:
-                self._release(key, flight)
-                flight.done.set()
+        try:
+            flight.result = await work(flight.emit)
+        except FetchError as exc:
+            flight.error = exc
+        except Exception as exc:
+            error = FetchError(f"{key}: the source raised an unexpected {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            flight.error = error
+        finally:
+            self._release(key, flight)
+            flight.done.set()
 
     async def _wait(self, key: Hashable, flight: Flight[T], progress: ProgressCallback | None) -> None:
         flight.waiters += 1
         if progress is not None:
             flight.callbacks.append(progress)
-        finished = False
         try:
             await flight.done.wait()
-            finished = True
         finally:
             flight.waiters -= 1
             if progress is not None:
                 flight.callbacks.remove(progress)
-            if not finished and flight.waiters == 0 and not flight.done.is_set():
+            if flight.waiters == 0 and not flight.done.is_set():
+                # The last waiter left before the end: nobody wants the result any more.
+                assert flight.scope is not None
                 flight.scope.cancel()
                 self._release(key, flight)
 
@@ -114,8 +114,8 @@ class SingleFlight(Generic[T]):
 def _outcome(key: Hashable, flight: Flight[T]) -> T:
     if flight.error is not None:
         raise _own_copy(flight.error) from flight.error.__cause__
-    if flight.result is None:  # pragma: no cover - a flight with a waiter always ends
-        raise FetchError(f"{key}: the shared transfer was abandoned; retry.")
+    if flight.result is None:  # the host was closed under the flight
+        raise FetchError(f"{key}: the source was closed while fetching; open a new one and retry.")
     return flight.result
 
 

@@ -9,10 +9,8 @@ that loop, so it raises `BlockingCallError` instead.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
-import sys
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -25,6 +23,7 @@ from ._default import aclose_default_source
 from ._errors import BlockingCallError
 from ._progress import ProgressCallback
 from ._protocol import ModelAssetSource
+from ._service import running_backend
 from ._validate import RepoType
 
 _lock = threading.Lock()
@@ -32,26 +31,8 @@ _portal: BlockingPortal | None = None
 _portal_cm: AbstractContextManager[BlockingPortal] | None = None
 
 
-def _running_event_loop() -> str | None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        return "asyncio"
-    trio = sys.modules.get("trio")
-    if trio is not None:
-        try:
-            trio.lowlevel.current_trio_token()
-        except RuntimeError:
-            pass
-        else:
-            return "trio"
-    return None
-
-
 def _refuse_inside_event_loop(name: str) -> None:
-    running = _running_event_loop()
+    running = running_backend()
     if running is None:
         return
     raise BlockingCallError(

@@ -21,7 +21,9 @@ class Fault:
         retry_after: the `Retry-After` header to send with `status` (seconds or a date).
         drop_after: close the connection after this many body bytes.
         stall: seconds to pause the body once `stall_after` bytes were sent.
-        stall_after: where in the body the stall starts.
+        stall_after: where in the body the stall (or the hold) starts.
+        hold: once `stall_after` body bytes were sent, send nothing more until this event is
+            set (deterministic: a test decides when the transfer may go on).
         throttle: send the body at most this many bytes per second.
         corrupt_at: flip the bits of the body byte at this offset of the file.
         length_delta: add this to the `Content-Length` header (the body stays right).
@@ -33,6 +35,7 @@ class Fault:
     drop_after: int | None = None
     stall: float = 0.0
     stall_after: int = 0
+    hold: threading.Event | None = None
     throttle: int | None = None
     corrupt_at: int | None = None
     length_delta: int = 0
@@ -109,6 +112,7 @@ def merge(faults: list[Fault]) -> Fault:
         drop_after=first("drop_after"),  # type: ignore[arg-type]
         stall=sum(f.stall for f in faults),
         stall_after=max(f.stall_after for f in faults),
+        hold=first("hold"),  # type: ignore[arg-type]
         throttle=first("throttle"),  # type: ignore[arg-type]
         corrupt_at=first("corrupt_at"),  # type: ignore[arg-type]
         length_delta=sum(f.length_delta for f in faults),

@@ -239,11 +239,13 @@ class HubHandler(BaseHTTPRequestHandler):
         stalled = False
         f.seek(start)
         while self._sent < limit:
-            if fault.stall and not stalled and self._sent >= fault.stall_after:
+            pausing = bool(fault.stall) or fault.hold is not None
+            if pausing and not stalled and self._sent >= fault.stall_after:
                 stalled = True
                 stopping.wait(fault.stall)
+                _hold(fault.hold, stopping)
             step = min(chunk, limit - self._sent)
-            if fault.stall and not stalled:
+            if pausing and not stalled:
                 step = min(step, max(fault.stall_after - self._sent, 1))
             data = bytearray(f.read(step))
             if (
@@ -385,8 +387,19 @@ class HubHandler(BaseHTTPRequestHandler):
 
 def _is_plain(fault: Fault) -> bool:
     return (
-        fault.drop_after is None and not fault.stall and fault.throttle is None and fault.corrupt_at is None
+        fault.drop_after is None
+        and not fault.stall
+        and fault.hold is None
+        and fault.throttle is None
+        and fault.corrupt_at is None
     )
+
+
+def _hold(event: threading.Event | None, stopping: threading.Event) -> None:
+    """Wait until `event` is set; drop the connection if the server stops first."""
+    while event is not None and not event.wait(0.05):
+        if stopping.is_set():
+            raise _Dropped
 
 
 def _shutdown(sock: socket.socket) -> None:
