@@ -11,7 +11,6 @@ import anyio.to_thread
 from ._default import default_source
 from ._errors import AssetNotFoundError, FetchError, SnapshotError
 from ._globs import filter_paths
-from ._hfcache import CacheLayout, write_ref
 from ._progress import ProgressCallback, SnapshotProgress
 from ._protocol import ModelAssetSource
 from ._types import DEFAULT_REVISION, RepoRef
@@ -107,11 +106,9 @@ async def snapshot(
     pinned = RepoRef(repo.repo_id, listing.commit, repo.repo_type)
     sizes = {f.path: f.size for f in listing.files}
     paths = await fetch_many(src, pinned, names, max_workers=max_workers, progress=progress, sizes=sizes)
-    folder = _snapshot_folder(names[0], paths[names[0]])
-    await anyio.to_thread.run_sync(
-        write_ref, CacheLayout(folder.parent.parent.parent), repo, repo.revision, listing.commit
-    )
-    return folder
+    # The source recorded refs/<revision> when it listed the revision (a source that serves
+    # files in place, like LocalDirSource, records nothing).
+    return _snapshot_folder(names[0], paths[names[0]])
 
 
 async def fetch_many(

@@ -189,6 +189,7 @@ class HttpHubSource(AsyncResource):
             if not repo.is_pinned:
                 info = await self._json(revision_url(self.settings.endpoint, repo), repo)
                 commit = str(info["sha"])
+                await self._thread(write_ref, self._layout, repo, repo.revision, commit)
             files: list[RepoFile] = []
             url: str | None = tree_url(self.settings.endpoint, repo, commit)
             while url is not None:

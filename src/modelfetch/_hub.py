@@ -22,7 +22,7 @@ from huggingface_hub.hf_api import RepoFile as HfRepoFile
 
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import IntegrityError
-from ._hfcache import CacheLayout
+from ._hfcache import CacheLayout, write_ref
 from ._partial import verify_file
 from ._progress import ProgressCallback, ProgressKind
 from ._settings import Settings
@@ -140,6 +140,7 @@ class HubSource(AsyncResource):
         if not is_commit(commit):
             info = api.repo_info(repo.repo_id, revision=repo.revision, repo_type=repo.repo_type)
             commit = str(info.sha)
+            write_ref(self._layout, repo, repo.revision, commit)
         entries = api.list_repo_tree(repo.repo_id, recursive=True, revision=commit, repo_type=repo.repo_type)
         files = sorted((_repo_file(e) for e in entries if isinstance(e, HfRepoFile)), key=lambda f: f.path)
         return RepoListing(repo, commit, tuple(files))

@@ -184,6 +184,8 @@ class MirrorSource(AsyncResource):
                     return listing
         listing = await self.upstream.list_files(repo)
         self._remember(listing)
+        if not repo.is_pinned:
+            await self._run(write_ref, self._layout, repo, repo.revision, listing.commit)
         if self.options.write_back and all(safe_blob_name(f.etag) for f in listing.files) and self._usable():
             await self._write_back(
                 self.bucket.create, listing_key(listing.repo, listing.commit), encode_listing(listing)

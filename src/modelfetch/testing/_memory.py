@@ -147,6 +147,7 @@ class MemorySource(AsyncResource):
     async def list_files(self, repo: RepoRef) -> RepoListing:
         """Every file of `repo` at the commit its revision names."""
         commit, tree = self._lookup(repo)
+        await anyio.to_thread.run_sync(write_ref, self._layout, repo, repo.revision, commit)
         files = tuple(RepoFile(p, len(d), git_blob_id(d)) for p, d in sorted(tree.items()))
         return RepoListing(repo, commit, files)
 
