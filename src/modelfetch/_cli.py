@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import logging.handlers
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "cache":
         print(_cache_table(Settings.from_env().hub_cache))
         return 0
+    warnings = _route_logging(debug=args.debug)
     try:
         with contextlib.ExitStack() as stack:
             progress = None
@@ -175,9 +178,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("modelfetch: interrupted", file=sys.stderr)
         return 130
+    for record in warnings.buffer:
+        print(f"modelfetch: warning: {_one_line(record.getMessage())}", file=sys.stderr)
     for path in paths:
         print(path)
     return 0
+
+
+_FOREIGN_LOGGERS = ("huggingface_hub", "httpx", "httpcore", "httpx2", "httpcore2", "filelock", "urllib3")
+
+
+def _route_logging(*, debug: bool) -> logging.handlers.BufferingHandler:
+    """Keep stderr to one line on failure: foreign loggers silenced, our warnings held back.
+
+    Our own warnings (a mirror outage, say) are printed after a success; on a failure the
+    one-line error says what matters. `--debug` shows everything as it happens instead.
+    """
+    held = logging.handlers.BufferingHandler(capacity=1000)
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+        return held
+    for name in _FOREIGN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    ours = logging.getLogger("modelfetch")
+    ours.addHandler(held)
+    ours.setLevel(logging.WARNING)
+    ours.propagate = False
+    return held
 
 
 def _cache_table(root: Path) -> str:
@@ -200,7 +227,7 @@ def _cache_table(root: Path) -> str:
     return "\n".join(lines)
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | str) -> str:
     return " ".join(str(exc).split())
 
 

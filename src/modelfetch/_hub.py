@@ -10,31 +10,49 @@ at the next chunk and huggingface_hub removes its temporary file.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import threading
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+import httpx2
 from anyio.abc import AsyncResource
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.hf_api import RepoFile as HfRepoFile
 
 from ._errmap import ErrorContext, to_fetch_error
-from ._errors import IntegrityError
+from ._errors import FetchError, IntegrityError, SourceUnavailableError
 from ._hfcache import CacheLayout, write_ref
+from ._hubguard import CallGuard, Transient, run_guarded
 from ._partial import verify_file
 from ._progress import ProgressCallback, ProgressKind
+from ._retry import RetryPolicy
 from ._settings import Settings
 from ._threadwatch import BridgeTqdm, TransferWatch, run_watched
 from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
-from ._validate import is_commit
+from ._validate import check_positive_int, is_commit
 
 DEFAULT_MAX_WORKERS = 8
+_T = TypeVar("_T")
+log = logging.getLogger("modelfetch.hub")
 
 
 class HubSource(AsyncResource):
     """Fetch from the Hub with `huggingface_hub.hf_hub_download` in worker threads.
+
+    huggingface_hub's HTTP client is guarded while our calls run (see
+    `modelfetch._hubguard`): transient failures (connection errors, timeouts, 408, 429,
+    5xx) are retried by `retry` on the event loop, honouring `Retry-After` up to the
+    policy's cap, instead of by huggingface_hub sleeping in the thread; commits and etags
+    that could not name a cache path safely are refused; the token never leaves the
+    endpoint's origin. A cancelled call returns at once: its thread is abandoned and stops
+    at its next request or chunk, deleting its temporary file; `aclose()` waits for such
+    threads to end.
 
     Args:
         settings: where and how to fetch; `Settings.from_env()` when omitted.
@@ -42,6 +60,8 @@ class HubSource(AsyncResource):
         verify: check each fresh download against its etag (sha256 for LFS files, git
             sha1 otherwise) and remove it from the cache on a mismatch. huggingface_hub
             itself does not; it costs one hashing pass (about 1 CPU-second per GiB).
+        retry: when and how long to back off after a transient failure.
+        sleep: how to wait between attempts (tests pass a fake).
 
     Example:
         ```python
@@ -51,12 +71,21 @@ class HubSource(AsyncResource):
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, max_workers: int = DEFAULT_MAX_WORKERS, verify: bool = True
+        self,
+        settings: Settings | None = None,
+        *,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        verify: bool = True,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self.verify = verify
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._sleep = sleep
         self._layout = CacheLayout(self.settings.hub_cache)
-        self._limiter = anyio.CapacityLimiter(max_workers)
+        self._limiter = anyio.CapacityLimiter(check_positive_int("max_workers", max_workers))
+        self._threads = ThreadCount()
 
     def __repr__(self) -> str:
         return f"HubSource(endpoint={self.settings.endpoint!r}, cache={str(self.settings.hub_cache)!r})"
@@ -64,9 +93,10 @@ class HubSource(AsyncResource):
     async def resolve(self, ref: AssetRef, *, progress: ProgressCallback | None = None) -> ResolvedAsset:
         """Download `ref` into the Hugging Face cache (or find it there); see `ModelAssetSource`."""
         watch = TransferWatch(ref, progress)
+        pinned = ref.revision if ref.is_pinned else None
         try:
-            resolved: ResolvedAsset = await anyio.to_thread.run_sync(
-                run_watched, watch, self._download, ref, watch, limiter=self._limiter
+            resolved: ResolvedAsset = await self._retrying(
+                ref, lambda: self._in_thread(ref, pinned, run_watched, watch, self._download, ref, watch)
             )
         except Exception as exc:
             watch.finish(ProgressKind.FAILED)
@@ -76,16 +106,51 @@ class HubSource(AsyncResource):
 
     async def list_files(self, repo: RepoRef) -> RepoListing:
         """List `repo` at the commit its revision points to now; see `ModelAssetSource`."""
+        pinned = repo.revision if repo.is_pinned else None
         try:
-            return await anyio.to_thread.run_sync(self._list, repo, limiter=self._limiter)
+            listing: RepoListing = await self._retrying(
+                repo, lambda: self._in_thread(repo, pinned, self._list, repo)
+            )
         except Exception as exc:
             raise to_fetch_error(exc, self._context(repo)) from exc
+        return listing
 
     async def aclose(self) -> None:
-        """Nothing to release: threads are borrowed per call."""
+        """Wait (a bounded time) for abandoned worker threads to wind down."""
+        bound = self.settings.etag_timeout + self.settings.download_timeout
+        await anyio.to_thread.run_sync(self._threads.wait_idle, bound)
 
     def _context(self, what: AssetRef | RepoRef) -> ErrorContext:
         return ErrorContext(what, offline=self.settings.offline, has_token=self.settings.token is not None)
+
+    async def _in_thread(self, what: AssetRef | RepoRef, pinned: str | None, func: Any, *args: Any) -> Any:
+        """`func(*args)` in a guarded worker thread; abandoned (and told to stop) if we are cancelled."""
+        guard = CallGuard(str(what), self.settings.endpoint, pinned)
+        finished = False
+        try:
+            result = await anyio.to_thread.run_sync(
+                self._threads.run, guard, func, *args, limiter=self._limiter, abandon_on_cancel=True
+            )
+            finished = True
+            return result
+        finally:
+            if not finished:
+                guard.abandoned.set()
+
+    async def _retrying(self, what: AssetRef | RepoRef, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """`attempt()` until it succeeds, backing off after transient failures per the policy."""
+        started, failures = time.monotonic(), 0
+        while True:
+            try:
+                return await attempt()
+            except RETRYABLE as exc:
+                failures += 1
+                retry_after = exc.retry_after if isinstance(exc, Transient) else None
+                delay = self.retry.delay(failures, time.monotonic() - started, retry_after)
+                if delay is None:
+                    raise _gave_up(what, exc, failures, time.monotonic() - started) from exc
+                log.debug("%s: %s; retrying in %.2f s", what, exc, delay)
+                await self._sleep(delay)
 
     def _download(self, ref: AssetRef, watch: TransferWatch) -> ResolvedAsset:
         s = self.settings
@@ -140,10 +205,56 @@ class HubSource(AsyncResource):
         if not is_commit(commit):
             info = api.repo_info(repo.repo_id, revision=repo.revision, repo_type=repo.repo_type)
             commit = str(info.sha)
+            if not is_commit(commit):
+                raise SourceUnavailableError(
+                    f"Listing {repo}: {s.endpoint} answered with commit {commit[:80]!r}, which is not a "
+                    "commit id; nothing was written. Check that HF_ENDPOINT is a Hub-compatible server."
+                )
             write_ref(self._layout, repo, repo.revision, commit)
         entries = api.list_repo_tree(repo.repo_id, recursive=True, revision=commit, repo_type=repo.repo_type)
         files = sorted((_repo_file(e) for e in entries if isinstance(e, HfRepoFile)), key=lambda f: f.path)
         return RepoListing(repo, commit, tuple(files))
+
+
+class ThreadCount:
+    """The worker threads of one source still running, including abandoned ones."""
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._changed = threading.Condition()
+
+    def run(self, guard: CallGuard, func: Any, *args: Any) -> Any:
+        """Call `func(*args)` under `guard`, counted (runs in the worker thread)."""
+        with self._changed:
+            self._running += 1
+        try:
+            return run_guarded(guard, func, *args)
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no thread runs (or `timeout` passes); whether they all ended."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._running == 0, timeout)
+
+
+RETRYABLE: tuple[type[Exception], ...] = (
+    Transient,
+    httpx2.TimeoutException,
+    httpx2.NetworkError,
+    httpx2.RemoteProtocolError,
+)
+"""What `HubSource` retries: answers the guard flags, and transport failures huggingface_hub retries."""
+
+
+def _gave_up(what: AssetRef | RepoRef, exc: Exception, attempts: int, elapsed: float) -> FetchError:
+    reason = str(exc) if isinstance(exc, Transient) else f"{type(exc).__name__}: {exc}"
+    return SourceUnavailableError(
+        f"Fetching {what}: the Hub kept failing ({reason.strip() or type(exc).__name__}) after "
+        f"{attempts} attempts over {elapsed:.1f} s; check the network and HF_ENDPOINT, then retry."
+    )
 
 
 def _repo_file(entry: Any) -> RepoFile:

@@ -119,6 +119,7 @@ class MirrorSource(AsyncResource):
         self._outage = _Outage()
         self._stats = MirrorStats()
         self._clock: Callable[[], float] = time.time  # wall clock: claims are compared across nodes
+        self._last_problem = ""
 
     def __repr__(self) -> str:
         return f"MirrorSource({self.bucket.url!r}, upstream={self.upstream!r})"
@@ -147,6 +148,7 @@ class MirrorSource(AsyncResource):
     def _failed(self, exc: BucketUnavailableError, action: str = "reading") -> None:
         """Count a bucket failure; skip the bucket for `retry_after` s, warning once per outage."""
         self._stats.bucket_errors += 1
+        self._last_problem = f"{action} failed: {exc}"
         self._outage.until = time.monotonic() + self.options.retry_after
         if not self._outage.reported:
             self._outage.reported = True
@@ -418,6 +420,7 @@ class MirrorSource(AsyncResource):
             return await self._run(func, *args)
         except (BucketUnavailableError, OSError) as exc:
             self._stats.upload_failures += 1
+            self._last_problem = f"write-back failed: {exc}"
             if isinstance(exc, BucketUnavailableError):
                 self._failed(exc, "write-back (the fetch itself succeeded)")
             else:
@@ -458,6 +461,6 @@ class MirrorSource(AsyncResource):
         if failed:
             raise SourceUnavailableError(
                 f"Pushing {pinned} to {self.bucket.url}: {failed} bucket operations failed "
-                "(see the warnings above); check the bucket URL, endpoint and credentials, then push again."
+                f"(last: {self._last_problem}); check the bucket URL, endpoint and credentials, then retry."
             )
         return listing

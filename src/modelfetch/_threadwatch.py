@@ -16,6 +16,7 @@ from typing import Any
 import anyio.from_thread
 from tqdm import tqdm
 
+from . import _hubguard as hubguard
 from ._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from ._types import AssetRef
 
@@ -34,14 +35,14 @@ class TransferWatch:
 
     def started(self, total: int | None, initial: int) -> None:
         """A body transfer began (called in the worker thread)."""
-        anyio.from_thread.check_cancelled()
+        _check_stopped()
         self.transferred = True
         self.total, self.done = total, initial
         self._send(ProgressKind.STARTED)
 
     def advanced(self, n: int) -> None:
         """`n` more bytes arrived (called in the worker thread)."""
-        anyio.from_thread.check_cancelled()
+        _check_stopped()
         self.done += n
         self._send(ProgressKind.ADVANCED)
 
@@ -54,6 +55,15 @@ class TransferWatch:
         if self.progress is not None:
             event = ProgressEvent(kind, self.ref, self.done, self.total)
             anyio.from_thread.run_sync(emit, self.progress, event)
+
+
+def _check_stopped() -> None:
+    """Unwind the worker thread if its caller has gone (a guarded HubSource call) or was cancelled."""
+    guard = hubguard.current()
+    if guard is not None:
+        guard.check_abandoned()
+    else:
+        anyio.from_thread.check_cancelled()
 
 
 def run_watched(watch: TransferWatch, func: Any, *args: Any) -> Any:

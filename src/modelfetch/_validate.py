@@ -8,7 +8,10 @@ characters a part); filenames are relative POSIX paths.
 
 from __future__ import annotations
 
+import math
+import os
 import re
+from pathlib import Path
 from typing import Final, Literal, cast
 
 from ._errors import InvalidRequestError
@@ -126,3 +129,34 @@ def _revision_problem(revision: object) -> str:
     if revision.endswith(".lock"):
         return "it ends with '.lock'"
     return ""
+
+
+# ---- arguments of constructors and entry points ----------------------------------------
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return `value` if it is an int >= 1 (not a bool), else raise `InvalidRequestError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequestError(f"{name} must be a whole number >= 1, not {value!r}.")
+    return value
+
+
+def check_seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
+    """Return `value` as float if it is a finite number of seconds (>= 0, or > 0), else raise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise InvalidRequestError(f"{name} must be a number of seconds, not {value!r}.")
+    if value < 0 or (value == 0 and not allow_zero) or math.isinf(value):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidRequestError(f"{name} must be a finite number of seconds {bound}, not {value!r}.")
+    return float(value)
+
+
+def check_path(name: str, value: object) -> Path:
+    """Return `value` (a `str` or `os.PathLike`) as a `Path`, else raise `InvalidRequestError`."""
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str | os.PathLike) and not isinstance(value, bytes):
+        text = os.fspath(value)
+        if isinstance(text, str) and text:
+            return Path(text)
+    raise InvalidRequestError(f"{name} must be a path (str or os.PathLike), not {value!r}.")

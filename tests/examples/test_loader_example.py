@@ -49,11 +49,12 @@ async def test_load_config_reports_a_missing_repo(hub_env: FakeHub) -> None:
 
 
 async def test_load_config_survives_a_flaky_hub(hub_env: FakeHub) -> None:
-    """One 500 on the metadata request is retried; the loader never notices."""
+    """A 503 on the metadata request and another on the download are retried; the loader never notices."""
     hub_env.add_file("org/model", "config.json", b"{}")
-    hub_env.inject(Fault(status=500), method="HEAD", times=1)
+    hub_env.inject(Fault(status=503), method="HEAD", times=1)
+    hub_env.inject(Fault(status=503, retry_after="0"), method="GET", path="config.json", times=1)
     try:
         assert await load_config("org/model") == {}
     finally:
         await modelfetch.aclose_default_source()
-    assert hub_env.count("HEAD", "config.json") == 2
+    assert hub_env.count("GET", "config.json") == 2  # the failed download, then the good one
