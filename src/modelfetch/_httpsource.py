@@ -33,8 +33,13 @@ from ._hfcache import CacheLayout, find_cached, link_snapshot, mark_missing, wri
 from ._hubproto import (
     RETRYABLE_STATUS,
     FileMetadata,
+    check_listing,
+    commit_from_revision_info,
+    decode_json,
     error_for_status,
+    files_from_tree_page,
     metadata_from_headers,
+    not_hub_json,
     parse_content_range,
     parse_retry_after,
     plan_ranges,
@@ -60,6 +65,7 @@ _QUEUE_BLOCKS = 3
 _KNOWN_COMMITS = 64
 _PROGRESS_BYTES = MiB
 _PROGRESS_SECONDS = 0.1
+MAX_PAGES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,19 +190,24 @@ class HttpHubSource(AsyncResource):
             raise OfflineError(
                 f"Listing {repo}: offline mode is on; wrap this source in CachedSource to list the cache."
             )
+        endpoint = self.settings.endpoint
         try:
             commit = repo.revision
             if not repo.is_pinned:
-                info = await self._json(revision_url(self.settings.endpoint, repo), repo)
-                commit = str(info["sha"])
+                url, info = await self._api(revision_url(endpoint, repo), repo)
+                commit = commit_from_revision_info(info, endpoint=endpoint, what=repo, url=url)
                 await self._thread(write_ref, self._layout, repo, repo.revision, commit)
             files: list[RepoFile] = []
-            url: str | None = tree_url(self.settings.endpoint, repo, commit)
-            while url is not None:
-                response = await self._request("GET", url, repo)
-                files.extend(_repo_file(entry) for entry in response.json() if entry.get("type") == "file")
-                following = response.links.get("next", {}).get("url")
-                url = redirect_target(url, following) if following else None
+            seen: set[str] = set()
+            page: str | None = tree_url(endpoint, repo, commit)
+            while page is not None:
+                if page in seen or len(seen) >= MAX_PAGES:
+                    raise not_hub_json(endpoint, repo, page, "a listing that never ends (a page repeats)")
+                seen.add(page)
+                url, payload, following = await self._api_page(page, repo)
+                files.extend(files_from_tree_page(payload, endpoint=endpoint, what=repo, url=url))
+                page = redirect_target(url, following) if following else None
+            check_listing(files, endpoint=endpoint, what=repo, url=tree_url(endpoint, repo, commit))
         except FetchError:
             raise
         except Exception as exc:
@@ -376,8 +387,32 @@ class HttpHubSource(AsyncResource):
             raise failure.final
         await self._sleep(delay)
 
-    async def _json(self, url: str, what: AssetRef | RepoRef) -> Any:
-        return (await self._request("GET", url, what)).json()
+    async def _api(self, url: str, what: AssetRef | RepoRef) -> tuple[str, Any]:
+        """GET an API URL: the final URL and its parsed JSON (see `_api_page`)."""
+        final, payload, _ = await self._api_page(url, what)
+        return final, payload
+
+    async def _api_page(self, url: str, what: AssetRef | RepoRef) -> tuple[str, Any, str | None]:
+        """GET an API URL, following redirects (bounded; the token only to the endpoint's origin).
+
+        Returns the final URL, its parsed JSON and its `Link: rel="next"` URL, if any; an
+        answer that is not JSON is a `SourceUnavailableError` saying what came back.
+        """
+        for _ in range(_MAX_REDIRECTS):
+            response = await self._request("GET", url, what)
+            location = response.headers.get("location")
+            if response.is_redirect and location:
+                url = redirect_target(url, location)
+                continue
+            payload = decode_json(
+                response.content,
+                response.headers.get("content-type", ""),
+                endpoint=self.settings.endpoint,
+                what=what,
+                url=url,
+            )
+            return url, payload, response.links.get("next", {}).get("url")
+        raise SourceUnavailableError(f"Listing {what}: more than {_MAX_REDIRECTS} redirects from {url}.")
 
     # ---- the transfer ----------------------------------------------------------------
 
@@ -675,13 +710,6 @@ class _BodyStream:
     async def __aexit__(self, *exc: object) -> None:
         if self._response is not None:
             await self._response.aclose()
-
-
-def _repo_file(entry: dict[str, Any]) -> RepoFile:
-    lfs = entry.get("lfs")
-    if lfs:
-        return RepoFile(str(entry["path"]), int(lfs["size"]), str(lfs["oid"]), lfs=True)
-    return RepoFile(str(entry["path"]), int(entry["size"]), str(entry["oid"]))
 
 
 def _size(path: Path) -> int:

@@ -23,12 +23,14 @@ import anyio.to_thread
 import httpx2
 from anyio.abc import AsyncResource
 from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import HFValidationError
 from huggingface_hub.hf_api import RepoFile as HfRepoFile
 
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, SourceUnavailableError
 from ._hfcache import CacheLayout, write_ref
 from ._hubguard import CallGuard, Transient, run_guarded
+from ._hubproto import check_listing, not_hub_json, revision_url, tree_url
 from ._partial import verify_file
 from ._progress import ProgressCallback, ProgressKind
 from ._retry import RetryPolicy
@@ -203,16 +205,28 @@ class HubSource(AsyncResource):
         api = HfApi(endpoint=s.endpoint, token=s.token or False)
         commit = repo.revision
         if not is_commit(commit):
-            info = api.repo_info(repo.repo_id, revision=repo.revision, repo_type=repo.repo_type)
+            url = revision_url(s.endpoint, repo)
+            info = _read_api(
+                repo,
+                s.endpoint,
+                url,
+                lambda: api.repo_info(repo.repo_id, revision=commit, repo_type=repo.repo_type),
+            )
             commit = str(info.sha)
             if not is_commit(commit):
-                raise SourceUnavailableError(
-                    f"Listing {repo}: {s.endpoint} answered with commit {commit[:80]!r}, which is not a "
-                    "commit id; nothing was written. Check that HF_ENDPOINT is a Hub-compatible server."
-                )
+                raise not_hub_json(s.endpoint, repo, url, f"commit {commit[:80]!r}, which is not a commit id")
             write_ref(self._layout, repo, repo.revision, commit)
-        entries = api.list_repo_tree(repo.repo_id, recursive=True, revision=commit, repo_type=repo.repo_type)
+        url = tree_url(s.endpoint, repo, commit)
+        entries = _read_api(
+            repo,
+            s.endpoint,
+            url,
+            lambda: list(
+                api.list_repo_tree(repo.repo_id, recursive=True, revision=commit, repo_type=repo.repo_type)
+            ),
+        )
         files = sorted((_repo_file(e) for e in entries if isinstance(e, HfRepoFile)), key=lambda f: f.path)
+        check_listing(files, endpoint=s.endpoint, what=repo, url=url)
         return RepoListing(repo, commit, tuple(files))
 
 
@@ -247,6 +261,17 @@ RETRYABLE: tuple[type[Exception], ...] = (
     httpx2.RemoteProtocolError,
 )
 """What `HubSource` retries: answers the guard flags, and transport failures huggingface_hub retries."""
+
+
+def _read_api(what: RepoRef, endpoint: str, url: str, call: Callable[[], _T]) -> _T:
+    """`call()` (huggingface_hub parsing an API answer); an unreadable answer is the server's fault."""
+    try:
+        return call()
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        if isinstance(exc, HFValidationError):
+            raise
+        problem = f"an answer it could not read ({type(exc).__name__}: {str(exc)[:120]})"
+        raise not_hub_json(endpoint, what, url, problem) from exc
 
 
 def _gave_up(what: AssetRef | RepoRef, exc: Exception, attempts: int, elapsed: float) -> FetchError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from ._errors import (
     RevisionNotFoundError,
     SourceUnavailableError,
 )
-from ._types import AssetRef, RepoRef
+from ._types import AssetRef, RepoFile, RepoRef
+from ._validate import filename_problem, is_commit
 
 _PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -128,11 +130,14 @@ class FileMetadata:
 def metadata_from_headers(
     headers: Mapping[str, str], *, url: str, endpoint: str, ref: AssetRef, redirected: bool
 ) -> FileMetadata | None:
-    """Metadata from a HEAD answer (a 2xx, or the 3xx that leaves the Hub); None without a commit."""
-    commit = headers.get("x-repo-commit") or (ref.revision if ref.is_pinned else None)
+    """Metadata from a HEAD answer (a 2xx, or the 3xx that leaves the Hub); None if it is not a Hub's.
+
+    A Hub answer names its commit (`X-Repo-Commit`); for a pinned ref an etag alone will do.
+    """
+    etag = normalize_etag(headers.get("x-linked-etag") or headers.get("etag"))
+    commit = headers.get("x-repo-commit") or (ref.revision if ref.is_pinned and etag else None)
     if commit is None:
         return None
-    etag = normalize_etag(headers.get("x-linked-etag") or headers.get("etag"))
     raw_size = headers.get("x-linked-size") or (None if redirected else headers.get("content-length"))
     size = int(raw_size) if raw_size and raw_size.isdigit() else None
     target = redirect_target(url, headers["location"]) if redirected and "location" in headers else url
@@ -211,3 +216,85 @@ def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None
 def plan_ranges(start: int, size: int, chunk: int) -> list[tuple[int, int]]:
     """Split bytes `start..size-1` into inclusive `(first, last)` ranges of `chunk` bytes."""
     return [(first, min(first + chunk, size) - 1) for first in range(start, size, chunk)]
+
+
+# ---- API answers: untrusted JSON, checked before use --------------------------------------
+
+
+def not_hub_json(endpoint: str, what: object, url: str, problem: str) -> SourceUnavailableError:
+    """The error for an API answer that is not what the Hub sends."""
+    return SourceUnavailableError(
+        f"Listing {what}: {endpoint} answered {url} with {problem}, not the JSON a Hub sends; "
+        "check that HF_ENDPOINT points to a Hub-compatible server."
+    )
+
+
+def decode_json(body: bytes, content_type: str, *, endpoint: str, what: object, url: str) -> Any:
+    """Parse an API answer's body; `SourceUnavailableError` saying what came back if it is not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        snippet = body[:60].decode("utf-8", "replace")
+        kind = content_type or "no Content-Type"
+        raise not_hub_json(endpoint, what, url, f"{len(body)} bytes of {kind} starting {snippet!r}") from None
+
+
+def commit_from_revision_info(payload: Any, *, endpoint: str, what: object, url: str) -> str:
+    """The commit id of a `/revision/` answer (40 lowercase hex), or `SourceUnavailableError`."""
+    sha = payload.get("sha") if isinstance(payload, dict) else None
+    if not isinstance(sha, str) or not is_commit(sha):
+        raise not_hub_json(endpoint, what, url, f"no usable commit id (sha={str(sha)[:80]!r})")
+    return sha
+
+
+def files_from_tree_page(payload: Any, *, endpoint: str, what: object, url: str) -> list[RepoFile]:
+    """The files of one page of a recursive tree listing, every field checked."""
+    if not isinstance(payload, list):
+        raise not_hub_json(endpoint, what, url, f"a JSON {type(payload).__name__} where a list belongs")
+    files = []
+    for entry in payload:
+        if not isinstance(entry, dict):
+            raise not_hub_json(endpoint, what, url, "a listing entry that is not an object")
+        if entry.get("type") != "file":
+            continue
+        found = _tree_file(entry)
+        if found is None:
+            raise not_hub_json(endpoint, what, url, f"a malformed file entry {str(entry)[:120]!r}")
+        files.append(found)
+    return files
+
+
+def _tree_file(entry: dict[str, Any]) -> RepoFile | None:
+    path, lfs = entry.get("path"), entry.get("lfs")
+    if not isinstance(path, str) or filename_problem(path):
+        return None
+    about = lfs if isinstance(lfs, dict) else entry
+    size, oid = about.get("size"), about.get("oid")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0 or not isinstance(oid, str):
+        return None
+    return RepoFile(path, size, oid, lfs=isinstance(lfs, dict))
+
+
+def check_listing(files: list[RepoFile], *, endpoint: str, what: object, url: str) -> None:
+    """Refuse a listing whose paths are unsafe, repeated, or both a file and a folder."""
+    for f in files:
+        if filename_problem(f.path):
+            raise not_hub_json(endpoint, what, url, f"an unsafe path {f.path[:120]!r}")
+    clash = listing_clash([f.path for f in files])
+    if clash is not None:
+        raise not_hub_json(endpoint, what, url, f"{clash[:120]!r} listed twice, or as a file and a folder")
+
+
+def listing_clash(paths: list[str]) -> str | None:
+    """A path listed twice, or also a folder of another path (`a` and `a/b`), if any."""
+    names: set[str] = set()
+    for path in paths:
+        if path in names:
+            return path
+        names.add(path)
+    for path in paths:
+        parts = path.split("/")
+        for end in range(1, len(parts)):
+            if "/".join(parts[:end]) in names:
+                return "/".join(parts[:end])
+    return None

@@ -72,7 +72,7 @@ def _repo_id_problem(repo_id: object) -> str:
 
 def check_filename(filename: str) -> str:
     """Return `filename` if it is a safe relative path inside a repo, else raise."""
-    problem = _filename_problem(filename)
+    problem = filename_problem(filename)
     if problem:
         raise InvalidRequestError(
             f"filename {filename!r} is not valid: {problem}. "
@@ -81,7 +81,8 @@ def check_filename(filename: str) -> str:
     return filename
 
 
-def _filename_problem(filename: object) -> str:
+def filename_problem(filename: object) -> str:
+    """Why `filename` is not a safe relative POSIX path in a repo, or "" if it is."""
     if not isinstance(filename, str):
         return "it must be a string"
     if not filename:

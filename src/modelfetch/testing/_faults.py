@@ -27,6 +27,11 @@ class Fault:
         throttle: send the body at most this many bytes per second.
         corrupt_at: flip the bits of the body byte at this offset of the file.
         length_delta: add this to the `Content-Length` header (the body stays right).
+        redirect_slash: answer `307` to the same path plus a trailing slash (query kept), as
+            some Hub mirror servers do for API routes; the slashed path is then served.
+        body: answer `200` with these bytes instead (a server that is not a Hub: an HTML
+            page, an empty or truncated body).
+        content_type: the `Content-Type` sent with `body`.
     """
 
     latency: float = 0.0
@@ -39,6 +44,9 @@ class Fault:
     throttle: int | None = None
     corrupt_at: int | None = None
     length_delta: int = 0
+    redirect_slash: bool = False
+    body: bytes | None = None
+    content_type: str = "text/html"
 
 
 @dataclass(slots=True)
@@ -116,4 +124,7 @@ def merge(faults: list[Fault]) -> Fault:
         throttle=first("throttle"),  # type: ignore[arg-type]
         corrupt_at=first("corrupt_at"),  # type: ignore[arg-type]
         length_delta=sum(f.length_delta for f in faults),
+        redirect_slash=any(f.redirect_slash for f in faults),
+        body=first("body"),  # type: ignore[arg-type]
+        content_type=next((f.content_type for f in faults if f.body is not None), "text/html"),
     )

@@ -133,6 +133,12 @@ class HubHandler(BaseHTTPRequestHandler):
             elif fault.status is not None:
                 retry = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 self._error(fault.status, f"Injected fault: HTTP {fault.status}", headers=retry)
+            elif fault.body is not None:
+                self._raw(200, fault.body, fault.content_type)
+            elif fault.redirect_slash and not urlsplit(self.path).path.endswith("/"):
+                parts = urlsplit(self.path)
+                location = parts.path + "/" + (f"?{parts.query}" if parts.query else "")
+                self._start(307, {"Location": location, "Content-Length": "0"})
             else:
                 self._route(fault)
         except (_Dropped, OSError):
@@ -157,7 +163,7 @@ class HubHandler(BaseHTTPRequestHandler):
         elif self.server.cdn_only:
             self._error(404, "Not found")
         elif path.startswith("/api/"):
-            self._serve_api(path)
+            self._serve_api(path.rstrip("/"))  # mirrors redirect API routes to a slashed path
         elif "/resolve/" in path:
             self._serve_resolve(path, fault)
         else:
@@ -182,6 +188,12 @@ class HubHandler(BaseHTTPRequestHandler):
                 "Content-Length": str(len(body)),
             },
         )
+        if not self._head:
+            self.wfile.write(body)
+            self._sent += len(body)
+
+    def _raw(self, status: int, body: bytes, content_type: str) -> None:
+        self._start(status, {"Content-Type": content_type, "Content-Length": str(len(body))})
         if not self._head:
             self.wfile.write(body)
             self._sent += len(body)
