@@ -9,12 +9,12 @@ import anyio
 import anyio.to_thread
 
 from ._default import default_source
-from ._errors import AssetNotFoundError, FetchError, SnapshotError
+from ._errors import AssetNotFoundError, FetchError, InvalidRequestError, SnapshotError
 from ._globs import filter_paths
 from ._progress import ProgressCallback, SnapshotProgress
 from ._protocol import ModelAssetSource
 from ._types import DEFAULT_REVISION, RepoRef
-from ._validate import RepoType
+from ._validate import RepoType, check_positive_int, check_source
 
 DEFAULT_SNAPSHOT_WORKERS = 8
 
@@ -53,7 +53,7 @@ async def fetch(
         ```
     """
     ref = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type).asset(filename)
-    src = source if source is not None else default_source()
+    src = pick_source(source, progress)
     resolved = await src.resolve(ref, progress=progress)
     return resolved.path
 
@@ -95,7 +95,9 @@ async def snapshot(
         FetchError: the listing itself failed.
     """
     repo = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type)
-    src = source if source is not None else default_source()
+    check_positive_int("max_workers", max_workers)
+    check_patterns(include, exclude)
+    src = pick_source(source, progress)
     listing = await src.list_files(repo)
     names = filter_paths([f.path for f in listing.files], include, exclude)
     if not names:
@@ -150,6 +152,24 @@ async def fetch_many(
             f"Fetching from {pinned}: {len(errors)} of {len(names)} files failed: {lines}", errors
         )
     return paths
+
+
+def pick_source(source: ModelAssetSource | None, progress: ProgressCallback | None) -> ModelAssetSource:
+    """The source an entry point uses: `source` (checked), else the event loop's default."""
+    if progress is not None and not callable(progress):
+        raise InvalidRequestError(f"progress must be a callable taking a ProgressEvent, not {progress!r}.")
+    if source is None:
+        return default_source()
+    check_source("source", source)
+    return source
+
+
+def check_patterns(*patterns: Sequence[str] | str | None) -> None:
+    """Raise `InvalidRequestError` unless each of include/exclude is None, a glob or a list of globs."""
+    for value in patterns:
+        globs = [value] if isinstance(value, str) else value
+        if globs is not None and (isinstance(globs, bytes) or not all(isinstance(g, str) for g in globs)):
+            raise InvalidRequestError(f"include/exclude must be glob strings, not {value!r}.")
 
 
 def _snapshot_folder(name: str, path: Path) -> Path:

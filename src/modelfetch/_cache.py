@@ -28,7 +28,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import AsyncResource
 
-from ._errors import AssetNotFoundError, OfflineError
+from ._errors import AssetNotFoundError, InvalidRequestError, OfflineError
 from ._hfcache import CachedFile, CacheLayout, find_cached, is_marked_missing, list_cached
 from ._hub import HubSource
 from ._memo import (
@@ -46,6 +46,7 @@ from ._service import TaskHost
 from ._settings import Settings
 from ._singleflight import SingleFlight
 from ._types import AssetRef, Origin, RepoListing, RepoRef, ResolvedAsset
+from ._validate import check_instance, check_source
 
 _MAX_LISTINGS = 256
 
@@ -109,6 +110,11 @@ class CachedSource(AsyncResource):
         offline: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if inner is not None:
+            check_source("inner", inner)
+        check_instance("settings", settings, Settings)
+        if not callable(clock):
+            raise InvalidRequestError(f"clock must be a callable returning seconds, not {clock!r}.")
         inner_settings = getattr(inner, "settings", None)
         if settings is None:
             settings = inner_settings if isinstance(inner_settings, Settings) else Settings.from_env()
@@ -116,6 +122,8 @@ class CachedSource(AsyncResource):
         self.inner: ModelAssetSource = inner if inner is not None else HubSource(settings)
         self.offline = settings.offline if offline is None else offline
         self._policy = CachePolicy(ttl, recheck, max_entries, ttl if negative_ttl is None else negative_ttl)
+        if offline is not None and not isinstance(offline, bool):
+            raise InvalidRequestError(f"offline must be True, False or None, not {offline!r}.")
         self._layout = CacheLayout(settings.hub_cache)
         self._memo = Memo(self._policy)
         self._clock = clock

@@ -9,6 +9,7 @@ from anyio.abc import AsyncResource
 from ._errors import (
     AssetNotFoundError,
     FetchError,
+    InvalidRequestError,
     OfflineError,
     RepoNotFoundError,
     RevisionNotFoundError,
@@ -17,6 +18,7 @@ from ._errors import (
 from ._progress import ProgressCallback
 from ._protocol import ModelAssetSource
 from ._types import AssetRef, RepoListing, RepoRef, ResolvedAsset
+from ._validate import check_source
 
 MISSES: tuple[type[FetchError], ...] = (
     RepoNotFoundError,
@@ -38,8 +40,10 @@ class ChainSource(AsyncResource):
     """
 
     def __init__(self, sources: Sequence[ModelAssetSource]) -> None:
-        if not sources:
-            raise ValueError("ChainSource needs at least one source")
+        if isinstance(sources, str | bytes) or not isinstance(sources, Sequence) or not sources:
+            raise InvalidRequestError(f"ChainSource needs a non-empty list of sources, not {sources!r}.")
+        for index, source in enumerate(sources):
+            check_source(f"sources[{index}]", source)
         self.sources = tuple(sources)
 
     def __repr__(self) -> str:

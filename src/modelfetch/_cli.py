@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("repo")
     snap.add_argument("--include", action="append", default=None, metavar="GLOB")
     snap.add_argument("--exclude", action="append", default=None, metavar="GLOB")
-    snap.add_argument("--max-workers", type=int, default=DEFAULT_SNAPSHOT_WORKERS)
+    snap.add_argument("--max-workers", type=_positive_int, default=DEFAULT_SNAPSHOT_WORKERS)
 
     cache = commands.add_parser("cache", help="inspect the Hugging Face cache")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
@@ -78,12 +78,27 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--exclude", action="append", default=None, metavar="GLOB")
 
     demo = commands.add_parser("demo", help="fetch a generated model from an embedded fake Hub on 127.0.0.1")
-    demo.add_argument("--size", type=int, default=256, help="total weight size in MiB (default: 256)")
-    demo.add_argument("--shards", type=int, default=4, help="number of safetensors shards (default: 4)")
+    demo.add_argument(
+        "--size", type=_positive_int, default=256, help="total weight size in MiB (default: 256)"
+    )
+    demo.add_argument(
+        "--shards", type=_positive_int, default=4, help="number of safetensors shards (default: 4)"
+    )
     demo.add_argument("--backend", default="threads", choices=BACKENDS, help="Hub source (default: threads)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (argparse turns the error into exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
 
 
 def _hub_source(backend: str, settings: Settings) -> ModelAssetSource:
@@ -161,7 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "cache":
-        print(_cache_table(Settings.from_env().hub_cache))
+        try:
+            print(_cache_table(Settings.from_env().hub_cache))
+        except FetchError as exc:
+            print(f"modelfetch: error: {_one_line(exc)}", file=sys.stderr)
+            return 2 if isinstance(exc, InvalidRequestError) else 1
         return 0
     warnings = _route_logging(debug=args.debug)
     try:

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +55,7 @@ from ._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from ._retry import RetryPolicy
 from ._settings import Settings
 from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from ._validate import check_instance, check_positive_int
 from ._version import __version__ as _version
 
 MiB = 1024 * 1024
@@ -76,7 +77,7 @@ class TransferOptions:
         parallel_threshold: files at least this big use parallel ranges (when the server
             honours `Range`).
         small_file_limit: files of known size up to this are fetched whole into memory and
-            stored in one step (no temporary-file resume for them).
+            stored in one step (no temporary-file resume for them); 0 turns that off.
         chunk_size: bytes per range request.
         connections: range requests in flight at once per file.
         max_connections: connections the shared client keeps, for all files together.
@@ -87,6 +88,13 @@ class TransferOptions:
     chunk_size: int = 16 * MiB
     connections: int = 4
     max_connections: int = 32
+
+    def __post_init__(self) -> None:
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if option.name == "small_file_limit" and value == 0:  # 0: no file takes the in-memory path
+                continue
+            check_positive_int(f"TransferOptions.{option.name}", value)
 
 
 class _Retry(Exception):
@@ -145,9 +153,10 @@ class HttpHubSource(AsyncResource):
         retry: RetryPolicy | None = None,
         options: TransferOptions | None = None,
     ) -> None:
-        self.settings = settings if settings is not None else Settings.from_env()
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.options = options if options is not None else TransferOptions()
+        self.settings = check_instance("settings", settings, Settings) or Settings.from_env()
+        self.retry = check_instance("retry", retry, RetryPolicy) or RetryPolicy()
+        self.options = check_instance("options", options, TransferOptions) or TransferOptions()
+        check_instance("transport", transport, httpx.AsyncBaseTransport)
         self._layout = CacheLayout(self.settings.hub_cache)
         self._disk = anyio.CapacityLimiter(16)
         self._sleep: Callable[[float], Awaitable[None]] = anyio.sleep  # replaceable in tests

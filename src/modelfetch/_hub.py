@@ -37,7 +37,7 @@ from ._retry import RetryPolicy
 from ._settings import Settings
 from ._threadwatch import BridgeTqdm, TransferWatch, run_watched
 from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
-from ._validate import check_positive_int, is_commit
+from ._validate import check_instance, check_positive_int, is_commit
 
 DEFAULT_MAX_WORKERS = 8
 _T = TypeVar("_T")
@@ -81,9 +81,9 @@ class HubSource(AsyncResource):
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        self.settings = settings if settings is not None else Settings.from_env()
+        self.settings = check_instance("settings", settings, Settings) or Settings.from_env()
         self.verify = verify
-        self.retry = retry if retry is not None else RetryPolicy()
+        self.retry = check_instance("retry", retry, RetryPolicy) or RetryPolicy()
         self._sleep = sleep
         self._layout = CacheLayout(self.settings.hub_cache)
         self._limiter = anyio.CapacityLimiter(check_positive_int("max_workers", max_workers))

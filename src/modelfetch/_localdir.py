@@ -12,6 +12,7 @@ from ._errors import AssetNotFoundError, RepoNotFoundError, RevisionNotFoundErro
 from ._hfcache import CacheLayout, find_cached, list_cached
 from ._progress import ProgressCallback
 from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from ._validate import check_path
 
 LOCAL_COMMIT = "0" * 40
 """The commit reported for plain folders, which have none."""
@@ -33,7 +34,7 @@ class LocalDirSource(AsyncResource):
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
+        self.root = check_path("root", root)
         self._layout = CacheLayout(self.root)
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from ._types import AssetRef, Origin, ResolvedAsset
+from ._validate import check_positive_int, check_seconds
 
 DEFAULT_TTL = 300.0
 DEFAULT_RECHECK = 1.0
@@ -37,10 +38,9 @@ class CachePolicy:
     negative_ttl: float = DEFAULT_TTL
 
     def __post_init__(self) -> None:
-        if self.ttl < 0 or self.recheck < 0 or self.negative_ttl < 0:
-            raise ValueError("ttl, recheck and negative_ttl must be >= 0")
-        if self.max_entries < 1:
-            raise ValueError("max_entries must be >= 1")
+        for name in ("ttl", "recheck", "negative_ttl"):
+            check_seconds(name, getattr(self, name))
+        check_positive_int("max_entries", self.max_entries)
 
 
 @dataclass(slots=True)

@@ -53,6 +53,7 @@ from ._protocol import ModelAssetSource
 from ._settings import Settings
 from ._threadwatch import TransferWatch
 from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from ._validate import check_instance, check_source
 
 log = logging.getLogger("modelfetch.mirror")
 _LISTINGS = 64
@@ -101,8 +102,11 @@ class MirrorSource(AsyncResource):
         options: MirrorOptions | None = None,
         bucket: Bucket | None = None,
     ) -> None:
-        self.settings = settings if settings is not None else Settings.from_env()
-        self.options = options if options is not None else MirrorOptions()
+        self.settings = check_instance("settings", settings, Settings) or Settings.from_env()
+        self.options = check_instance("options", options, MirrorOptions) or MirrorOptions()
+        check_instance("bucket", bucket, Bucket)
+        if upstream is not None:
+            check_source("upstream", upstream)
         if bucket is None:
             url = url or self.settings.mirror_url
             if not url:
@@ -461,6 +465,6 @@ class MirrorSource(AsyncResource):
         if failed:
             raise SourceUnavailableError(
                 f"Pushing {pinned} to {self.bucket.url}: {failed} bucket operations failed "
-                f"(last: {self._last_problem}); check the bucket URL, endpoint and credentials, then retry."
+                f"(last: {self._last_problem}); check the bucket URL, endpoint and credentials; push again."
             )
         return listing

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._errors import InvalidRequestError
+from ._validate import check_positive_int, check_seconds
 
 MiB = 1024 * 1024
 
@@ -34,8 +35,8 @@ class MirrorOptions:
 
     def __post_init__(self) -> None:
         for name in ("lease", "max_wait", "poll_interval", "retry_after", "timeout"):
-            if getattr(self, name) <= 0:
-                raise InvalidRequestError(f"MirrorOptions.{name} must be positive.")
+            check_seconds(f"MirrorOptions.{name}", getattr(self, name), allow_zero=False)
+        check_positive_int("MirrorOptions.part_size", self.part_size)
         if self.part_size < 5 * MiB:
             raise InvalidRequestError("MirrorOptions.part_size must be at least 5 MiB (the S3 minimum).")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from ._validate import check_positive_int, check_seconds
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -25,8 +27,10 @@ class RetryPolicy:
     max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1 or self.base < 0 or self.cap < 0 or self.total <= 0:
-            raise ValueError("attempts must be >= 1, durations non-negative and total > 0")
+        check_positive_int("RetryPolicy.attempts", self.attempts)
+        for name in ("base", "cap", "max_retry_after"):
+            check_seconds(f"RetryPolicy.{name}", getattr(self, name))
+        check_seconds("RetryPolicy.total", self.total, allow_zero=False)
 
     def delay(
         self, attempt: int, elapsed: float, retry_after: float | None, rng: random.Random | None = None

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import platformdirs
 
 from ._errors import InvalidRequestError
+from ._validate import check_path, check_seconds
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _TRUE = frozenset({"1", "on", "yes", "true"})
@@ -49,13 +50,21 @@ class Settings:
     mirror_url: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.endpoint.startswith(("http://", "https://")):
+        if not isinstance(self.endpoint, str) or not self.endpoint.startswith(("http://", "https://")):
             raise InvalidRequestError(
                 f"endpoint {self.endpoint!r} is not an http(s) URL; set HF_ENDPOINT to one."
             )
+        # Frozen: normalise through object.__setattr__, once, here.
+        object.__setattr__(self, "hub_cache", check_path("hub_cache", self.hub_cache))
+        object.__setattr__(self, "state_dir", check_path("state_dir", self.state_dir))
+        if self.token is not None and not isinstance(self.token, str):
+            raise InvalidRequestError("token must be a string or None.")
+        if not isinstance(self.offline, bool):
+            raise InvalidRequestError(f"offline must be True or False, not {self.offline!r}.")
         for name in ("etag_timeout", "download_timeout", "lock_timeout"):
-            if getattr(self, name) <= 0:
-                raise InvalidRequestError(f"{name} must be positive.")
+            object.__setattr__(self, name, check_seconds(name, getattr(self, name), allow_zero=False))
+        if self.mirror_url is not None and not isinstance(self.mirror_url, str):
+            raise InvalidRequestError(f"mirror_url must be a URL string or None, not {self.mirror_url!r}.")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -68,6 +77,12 @@ class Settings:
         Raises:
             InvalidRequestError: a value is malformed (say, a non-numeric timeout).
         """
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InvalidRequestError(
+                f"Settings.from_env() got unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(f.name for f in fields(cls))}."
+            )
         env = os.environ if environ is None else environ
         home = _hf_home(env)
         values: dict[str, object] = {
@@ -80,8 +95,6 @@ class Settings:
             "mirror_url": env.get("MODELFETCH_MIRROR_URL", "").strip() or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if isinstance(values["hub_cache"], str):
-            values["hub_cache"] = Path(values["hub_cache"])
         return replace(cls(), **values)  # type: ignore[arg-type]
 
 

@@ -12,7 +12,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Final, Literal, cast
+from typing import Final, Literal, TypeVar, cast
 
 from ._errors import InvalidRequestError
 
@@ -161,3 +161,22 @@ def check_path(name: str, value: object) -> Path:
         if isinstance(text, str) and text:
             return Path(text)
     raise InvalidRequestError(f"{name} must be a path (str or os.PathLike), not {value!r}.")
+
+
+_T = TypeVar("_T")
+
+
+def check_instance(name: str, value: _T | None, kind: type[_T]) -> _T | None:
+    """Return `value` if it is None or a `kind`, else raise `InvalidRequestError` naming `name`."""
+    if value is not None and not isinstance(value, kind):
+        raise InvalidRequestError(f"{name} must be a {kind.__name__}, not {type(value).__name__}.")
+    return value
+
+
+def check_source(name: str, value: object) -> None:
+    """Raise `InvalidRequestError` unless `value` implements the `ModelAssetSource` methods."""
+    if not all(callable(getattr(value, method, None)) for method in ("resolve", "list_files", "aclose")):
+        raise InvalidRequestError(
+            f"{name} must be a ModelAssetSource (with resolve, list_files and aclose), "
+            f"not {type(value).__name__}."
+        )

@@ -9,13 +9,12 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from ._api import fetch_many
-from ._default import default_source
-from ._errors import AssetNotFoundError, IntegrityError
+from ._api import fetch_many, pick_source
+from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError
 from ._progress import ProgressCallback
 from ._protocol import ModelAssetSource
 from ._types import DEFAULT_REVISION, RepoRef
-from ._validate import RepoType
+from ._validate import RepoType, check_positive_int
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
@@ -78,7 +77,10 @@ async def fetch_safetensors(
         state = [safetensors.torch.load_file(p) for p in model.shards]
         ```
     """
-    src = source if source is not None else default_source()
+    check_positive_int("max_workers", max_workers)
+    if not isinstance(subfolder, str):
+        raise InvalidRequestError(f"subfolder must be a string, not {subfolder!r}.")
+    src = pick_source(source, progress)
     listing = await src.list_files(RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type))
     names = {f.path for f in listing.files}
     prefix = f"{subfolder.strip('/')}/" if subfolder.strip("/") else ""
