@@ -190,24 +190,29 @@ class Bucket:
     def download(self, key: str, start: int, sink: Callable[[int, memoryview], None]) -> int | None:
         """Stream the object from byte `start` into `sink(offset, chunk)`; its size, or None if absent.
 
-        `sink` may raise (say, the host task's cancellation) to stop the transfer.
+        Only the store's own failures become `BucketUnavailableError`; whatever `sink` raises
+        (a full local disk, the host task's cancellation) propagates as it is.
         """
         try:
             options: Any = {"range": {"offset": start}} if start else None
             result = self._ob.get(self.store, key, options=options)
             size = int(result.meta["size"])
-            offset = start
-            for chunk in result.stream(min_chunk_size=_READ_CHUNK):
-                view = memoryview(chunk)
-                sink(offset, view)
-                offset += len(view)
+            chunks = iter(result.stream(min_chunk_size=_READ_CHUNK))
         except FileNotFoundError:
             return None
         except Exception as exc:
-            if isinstance(exc, FetchError):
-                raise
             raise self._unavailable("reading", key, exc) from None
-        return size
+        offset = start
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return size
+            except Exception as exc:
+                raise self._unavailable("reading", key, exc) from None
+            view = memoryview(chunk)
+            sink(offset, view)
+            offset += len(view)
 
     def upload(self, key: str, path: Path, *, part_size: int, on_chunk: Callable[[int], None]) -> None:
         """Store the file at `path` under `key`; never visible half-written.

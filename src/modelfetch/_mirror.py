@@ -41,6 +41,7 @@ from ._bucketkeys import (
     listing_key,
 )
 from ._claims import HeldClaim, release, renew, try_claim
+from ._errmap import ErrorContext, to_fetch_error
 from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError, SourceUnavailableError
 from ._globs import filter_paths
 from ._hfcache import CacheLayout, link_snapshot, write_ref
@@ -321,8 +322,12 @@ class MirrorSource(AsyncResource):
                     partial.write_at(offset, chunk, watermark=offset + len(chunk))
                     watch.advanced(len(chunk))
 
-                if self.bucket.download(blob_key(entry.etag), start, sink) is None:
-                    return None
+                try:
+                    if self.bucket.download(blob_key(entry.etag), start, sink) is None:
+                        return None
+                except OSError as exc:  # a local disk error, not the bucket's: keep nothing
+                    partial.discard()
+                    raise to_fetch_error(exc, ErrorContext(ref)) from exc
                 try:
                     partial.verify()
                 except IntegrityError as exc:
