@@ -226,3 +226,28 @@ async def test_closing_the_source_stops_what_it_hosts(fake_hub: FakeHub, setting
     assert "closed" in str(errors[0])
     assert not hold.is_set()
     assert not list((settings.hub_cache / "models--org--model" / "snapshots").rglob(BIG))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_asyncio_wait_for_on_the_first_waiter(fake_hub: FakeHub, settings: Settings) -> None:
+    """Native asyncio cancellation (`asyncio.wait_for`) of the starter is a prompt TimeoutError too."""
+    import asyncio
+
+    hold = _held_model(fake_hub, os.urandom(4 * MiB))
+    ref = AssetRef("org/model", BIG)
+    started = asyncio.Event()
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.kind is ProgressKind.STARTED:
+            started.set()
+
+    async with _hub_stack(settings) as source:
+        first = asyncio.ensure_future(asyncio.wait_for(source.resolve(ref, progress=on_progress), 0.5))
+        await asyncio.wait_for(started.wait(), 30)
+        second = asyncio.ensure_future(source.resolve(ref))
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(first, 10)  # the outer bound only guards against a hang
+        assert not hold.is_set()
+        assert not second.done()
+        hold.set()
+        assert (await asyncio.wait_for(second, 30)).size == 4 * MiB
