@@ -56,12 +56,14 @@ def test_normalize_etag(raw: str | None, expected: str | None) -> None:
 
 
 def test_etag_kinds_and_safety() -> None:
-    """64 hex is sha256, 40 hex is a git sha1; only hex names may become blob files."""
+    """64 hex is sha256, 40 hex is a git sha1; only those (which we verify) may name blob files."""
     assert hash_kind(SHA) == "sha256"
     assert hash_kind("b" * 40) == "git-sha1"
     assert hash_kind("xyz") is None
     assert safe_blob_name("../../etc") is None
-    assert safe_blob_name("abc123") == "abc123"
+    assert safe_blob_name("abc123") is None  # hex, but nothing we can verify it against
+    assert safe_blob_name("b" * 40) == "b" * 40
+    assert safe_blob_name(SHA) == SHA
 
 
 def test_metadata_prefers_linked_headers() -> None:

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 
 from ._errors import InvalidRequestError
-from ._hubproto import safe_blob_name
+from ._hubproto import listing_clash, safe_blob_name
 from ._types import AssetRef, RepoFile, RepoListing, RepoRef
 from ._validate import check_filename, is_commit
 
@@ -103,7 +103,7 @@ def decode_listing(data: bytes, repo: RepoRef) -> RepoListing | None:
     if not isinstance(entries, list):
         return None
     files = [_file_from(entry) for entry in entries]
-    if any(f is None for f in files):
+    if any(f is None for f in files) or listing_clash([f.path for f in files if f]):
         return None
     return RepoListing(repo, repo.revision, tuple(sorted((f for f in files if f), key=lambda f: f.path)))
 

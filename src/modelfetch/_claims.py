@@ -41,7 +41,9 @@ def try_claim(bucket: Bucket, etag: str, owner: str, lease: float, now: float) -
             continue
         data, their_version = current
         theirs = decode_claim(data)
-        if theirs is not None and not theirs.expired(now):
+        # A live claim never reaches further than one lease ahead (renewals write now + lease);
+        # one that claims more (a huge `expires`) would make every node wait `max_wait`.
+        if theirs is not None and not theirs.expired(now) and theirs.expires <= now + 2 * lease:
             return theirs
         version = bucket.replace(key, encode_claim(mine), their_version)  # take over a lapsed claim
         if version is not None:

@@ -34,6 +34,7 @@ from ._hubproto import (
     RETRYABLE_STATUS,
     FileMetadata,
     check_listing,
+    checked_commit,
     commit_from_revision_info,
     decode_json,
     error_for_status,
@@ -334,6 +335,8 @@ class HttpHubSource(AsyncResource):
             error = error_for_status(response.status_code, response.headers, ref, has_token=self._has_token)
             commit = response.headers.get("x-repo-commit")
             if response.headers.get("x-error-code") == "EntryNotFound" and commit:
+                pinned = ref.revision if ref.is_pinned else None
+                commit = checked_commit(commit, endpoint=endpoint, what=ref, pinned=pinned)
                 await self._thread(mark_missing, self._layout, ref, commit)
                 await self._thread(write_ref, self._layout, ref, ref.revision, commit)
             raise error

@@ -31,6 +31,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _HEX = re.compile(r"[0-9a-f]+")
+COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 
 
 def resolve_url(endpoint: str, ref: AssetRef) -> str:
@@ -75,10 +76,33 @@ def normalize_etag(value: str | None) -> str | None:
 
 
 def safe_blob_name(etag: str | None) -> str | None:
-    """`etag` if it can name a blob file safely (hex, as the Hub's are), else None."""
-    if etag and len(etag) <= 128 and _HEX.fullmatch(etag):
+    """`etag` if it may name a blob: a git sha1 (40 hex) or a sha256 (64 hex), which we verify.
+
+    Anything else (absent, another length, not hex) names nothing: the content is then
+    hashed and named by its sha256, as for a server that sends no etag.
+    """
+    if etag and hash_kind(etag) is not None:
         return etag
     return None
+
+
+def checked_commit(value: str, *, endpoint: str, what: object, pinned: str | None) -> str:
+    """`value` if it is a commit id (40 lowercase hex) equal to `pinned` when there is one.
+
+    Raises:
+        SourceUnavailableError: anything else; a commit names a folder under `snapshots/`.
+    """
+    if not COMMIT_RE.fullmatch(value):
+        raise SourceUnavailableError(
+            f"Fetching {what}: {endpoint} answered with commit {value[:80]!r}, which is not a commit id; "
+            "nothing was written. Check that HF_ENDPOINT is a Hub-compatible server you trust."
+        )
+    if pinned is not None and value != pinned:
+        raise SourceUnavailableError(
+            f"Fetching {what}: {endpoint} answered with commit {value} for pinned revision {pinned}; "
+            "nothing was written. Check that HF_ENDPOINT is a Hub-compatible server you trust."
+        )
+    return value
 
 
 def hash_kind(etag: str) -> str | None:
@@ -138,6 +162,8 @@ def metadata_from_headers(
     commit = headers.get("x-repo-commit") or (ref.revision if ref.is_pinned and etag else None)
     if commit is None:
         return None
+    pinned = ref.revision if ref.is_pinned else None
+    commit = checked_commit(commit, endpoint=endpoint, what=ref, pinned=pinned)
     raw_size = headers.get("x-linked-size") or (None if redirected else headers.get("content-length"))
     size = int(raw_size) if raw_size and raw_size.isdigit() else None
     target = redirect_target(url, headers["location"]) if redirected and "location" in headers else url
