@@ -140,5 +140,7 @@ def test_content_range_and_planning() -> None:
     assert parse_content_range("bytes 5-9/10") == (5, 9, 10)
     assert parse_content_range("bytes 5-9/*") == (5, 9, None)
     assert parse_content_range("nonsense") is None
-    assert plan_ranges(10, 35, 10) == [(10, 19), (20, 29), (30, 34)]
-    assert plan_ranges(35, 35, 10) == []
+    assert list(plan_ranges(10, 35, 10)) == [(10, 19), (20, 29), (30, 34)]
+    assert list(plan_ranges(35, 35, 10)) == []
+    huge = plan_ranges(0, 2**50, 16 * 2**20)  # lazily: nothing built up front
+    assert next(huge) == (0, 16 * 2**20 - 1)

@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._errors import StorageError
 from ._types import AssetRef, RepoFile, RepoListing, RepoRef
 from ._validate import is_commit
 
@@ -196,3 +197,19 @@ def _current_umask(folder: Path) -> int:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+
+
+def ensure_room(folder: Path, needed: int, what: object) -> None:
+    """Raise `StorageError` if the disk holding `folder` (or its nearest parent) lacks `needed` bytes."""
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return  # cannot tell: the write itself will report a full disk
+    if needed > free:
+        raise StorageError(
+            f"Fetching {what}: {needed} more bytes are needed but {probe} has only {free} free; "
+            "nothing was downloaded. Free space in the cache folder and retry."
+        )

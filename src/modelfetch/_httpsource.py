@@ -15,7 +15,7 @@ import hashlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, OfflineError, SourceUnavailableError, StorageError
-from ._hfcache import CacheLayout, find_cached, link_snapshot, mark_missing, write_ref
+from ._hfcache import CacheLayout, ensure_room, find_cached, link_snapshot, mark_missing, write_ref
 from ._hubproto import (
     RETRYABLE_STATUS,
     FileMetadata,
@@ -55,6 +55,7 @@ from ._partial import PartialBlob, acquire_lock, store_small
 from ._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from ._retry import RetryPolicy
 from ._settings import Settings
+from ._speed import LowSpeed
 from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
 from ._validate import check_instance, check_positive_int
 from ._version import __version__ as _version
@@ -290,17 +291,17 @@ class HttpHubSource(AsyncResource):
             body = bytearray()
             report.done = 0
             async with self._open_body(ref, meta.url, 0, None) as response:
-                async for chunk in response.aiter_bytes():
+                async for chunk in _body_chunks(response, meta.size, self._pace()):
                     body += chunk
                     report.advance(len(chunk))
             self._check_complete(ref, len(body), meta.size)
             return bytes(body)
 
         try:
-            data = await self._retrying(ref, once)
             blob, pointer = self._layout.blob(ref, etag), self._layout.snapshot(ref, meta.commit)
             lock = filelock.FileLock(str(self._layout.lock(ref, etag)), thread_local=False)
             try:
+                data = await self._retrying(ref, once)
                 await self._thread(store_small, blob, pointer, data, lock, self.settings.lock_timeout)
             except IntegrityError as exc:
                 raise IntegrityError(f"Fetching {ref}: {exc}; nothing was published, retry.") from None
@@ -445,6 +446,8 @@ class HttpHubSource(AsyncResource):
             partial = PartialBlob(blob, etag or "", meta.size)
             start = await self._thread(partial.open)
             try:
+                if meta.size is not None:
+                    await self._thread(ensure_room, blob.parent, meta.size - start, ref)
                 size = await self._transfer(ref, meta, partial, start, progress)
                 await self._thread(partial.verify)
             except IntegrityError as exc:
@@ -525,7 +528,11 @@ class HttpHubSource(AsyncResource):
                         "bad Content-Range", SourceUnavailableError(f"Fetching {ref}: bad Content-Range.")
                     )
             ranged = response.status_code == 206 and first_last is not None and size is not None
-            end = await self._stream_into(response, partial, start, report, contiguous=True)
+            expected = (
+                (first_last + 1 if ranged and first_last is not None else size) if size is not None else None
+            )
+            limit = None if expected is None else expected - start
+            end = await self._stream_into(response, partial, start, report, contiguous=True, limit=limit)
             if not ranged:
                 self._check_complete(ref, end, size)
                 return
@@ -541,7 +548,10 @@ class HttpHubSource(AsyncResource):
                 ),
             )
         if size is not None and end > size:
-            raise IntegrityError(f"Fetching {ref}: the body is longer than the {size} bytes announced.")
+            raise IntegrityError(f"the body is longer than the {size} bytes announced")
+
+    def _pace(self) -> LowSpeed:
+        return LowSpeed(self.settings.low_speed_limit, self.settings.low_speed_time)
 
     def _open_body(self, ref: AssetRef, url: str, start: int, last: int | None) -> _BodyStream:
         return _BodyStream(self, ref, url, start, last)
@@ -554,8 +564,9 @@ class HttpHubSource(AsyncResource):
         report: _Progress,
         *,
         contiguous: bool,
+        limit: int | None,
     ) -> int:
-        """Write the body at `offset`; return the offset after the last byte written.
+        """Write the body at `offset`, at most `limit` bytes; return the offset after the last byte written.
 
         Reading and writing overlap: the reader queues blocks (a few, so memory stays
         bounded) while a writer task puts them on disk in a worker thread. If the stream
@@ -583,7 +594,7 @@ class HttpHubSource(AsyncResource):
             tg.start_soon(write_all)
             async with send:
                 try:
-                    await _read_blocks(response, offset, send)
+                    await _read_blocks(_body_chunks(response, limit, self._pace()), offset, send)
                 except anyio.BrokenResourceError:
                     pass  # the writer failed; its error is in `failures`
                 except Exception as exc:
@@ -602,6 +613,7 @@ class HttpHubSource(AsyncResource):
         report: _Progress,
     ) -> None:
         pending = plan_ranges(start, size, self.options.chunk_size)
+        count = -(-(size - start) // self.options.chunk_size)
         partial.inline_hash = False  # writes now land out of order; hash_through follows the watermark
         done: set[int] = set()
         watermark = start
@@ -633,15 +645,17 @@ class HttpHubSource(AsyncResource):
                 if response.status_code != 206:
                     stopped = SourceUnavailableError(f"Fetching {ref}: the server stopped honouring ranges.")
                     raise _Retry("range not honoured", stopped)
-                end = await self._stream_into(response, partial, first, report, contiguous=False)
+                end = await self._stream_into(
+                    response, partial, first, report, contiguous=False, limit=last - first + 1
+                )
             if end != last + 1:
                 short = SourceUnavailableError(f"Fetching {ref}: ranges kept ending early.")
                 raise _Retry("short range", short)
             await advance(first)
 
         async def worker() -> None:
-            while pending and not failures:
-                first, last = pending.pop(0)
+            while not failures and (span := next(pending, None)) is not None:
+                first, last = span
                 try:
                     await fetch_range(first, last)
                 except Exception as exc:  # the first failure stops every worker
@@ -649,14 +663,36 @@ class HttpHubSource(AsyncResource):
                     tg.cancel_scope.cancel()
 
         async with anyio.create_task_group() as tg:
-            for _ in range(min(self.options.connections, len(pending))):
+            for _ in range(min(self.options.connections, count)):
                 tg.start_soon(worker)
         if failures:
             raise failures[0]
 
 
+async def _body_chunks(response: httpx.Response, limit: int | None, pace: LowSpeed) -> AsyncIterator[bytes]:
+    """The body's bytes, at most `limit` of them, at least at the pace.
+
+    Never decoded: `_BodyStream` refuses any `Content-Encoding` before a byte is read.
+
+    A body that runs past `limit` yields exactly `limit` bytes and then raises
+    `IntegrityError`; one that stays below the low-speed limit raises `_Retry`.
+    """
+    received = 0
+    async for chunk in response.aiter_bytes():
+        received += len(chunk)
+        if limit is not None and received > limit:
+            keep = len(chunk) - (received - limit)
+            if keep:
+                yield chunk[:keep]
+            raise IntegrityError(f"the body is longer than the {limit} bytes announced")
+        if pace.too_slow(len(chunk)):
+            slow = SourceUnavailableError(f"the body stayed below the low-speed limit ({pace.describe()})")
+            raise _Retry("too slow", slow)
+        yield chunk
+
+
 async def _read_blocks(
-    response: httpx.Response, offset: int, send: MemoryObjectSendStream[tuple[int, bytearray]]
+    chunks: AsyncIterator[bytes], offset: int, send: MemoryObjectSendStream[tuple[int, bytearray]]
 ) -> None:
     """Queue the body in blocks of `_WRITE_BLOCK` bytes, tagged with their file offset.
 
@@ -665,7 +701,7 @@ async def _read_blocks(
     buffer = bytearray()
     position = offset
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in chunks:
             buffer += chunk
             if len(buffer) >= _WRITE_BLOCK:
                 block, buffer = buffer, bytearray()
@@ -715,6 +751,13 @@ class _BodyStream:
                         parse_retry_after(response.headers.get("retry-after"), time.time()),
                     )
                 raise error
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                await response.aclose()
+                raise SourceUnavailableError(
+                    f"Fetching {self._ref}: the server sent the file with Content-Encoding "
+                    f"{encoding[:40]!r} although identity was asked for; nothing was written."
+                )
             self._response = response
             return response
         raise SourceUnavailableError(f"Fetching {self._ref}: more than {_MAX_REDIRECTS} redirects.")

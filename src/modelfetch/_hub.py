@@ -26,6 +26,7 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.hf_api import RepoFile as HfRepoFile
 
+from ._deadline import within_deadline
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, SourceUnavailableError
 from ._hfcache import CacheLayout, write_ref
@@ -97,8 +98,12 @@ class HubSource(AsyncResource):
         watch = TransferWatch(ref, progress)
         pinned = ref.revision if ref.is_pinned else None
         try:
-            resolved: ResolvedAsset = await self._retrying(
-                ref, lambda: self._in_thread(ref, pinned, run_watched, watch, self._download, ref, watch)
+            resolved: ResolvedAsset = await within_deadline(
+                self.settings.deadline,
+                ref,
+                lambda: self._retrying(
+                    ref, lambda: self._in_thread(ref, pinned, run_watched, watch, self._download, ref, watch)
+                ),
             )
         except Exception as exc:
             watch.finish(ProgressKind.FAILED)
@@ -110,8 +115,10 @@ class HubSource(AsyncResource):
         """List `repo` at the commit its revision points to now; see `ModelAssetSource`."""
         pinned = repo.revision if repo.is_pinned else None
         try:
-            listing: RepoListing = await self._retrying(
-                repo, lambda: self._in_thread(repo, pinned, self._list, repo)
+            listing: RepoListing = await within_deadline(
+                self.settings.deadline,
+                repo,
+                lambda: self._retrying(repo, lambda: self._in_thread(repo, pinned, self._list, repo)),
             )
         except Exception as exc:
             raise to_fetch_error(exc, self._context(repo)) from exc
@@ -127,7 +134,10 @@ class HubSource(AsyncResource):
 
     async def _in_thread(self, what: AssetRef | RepoRef, pinned: str | None, func: Any, *args: Any) -> Any:
         """`func(*args)` in a guarded worker thread; abandoned (and told to stop) if we are cancelled."""
-        guard = CallGuard(str(what), self.settings.endpoint, pinned)
+        s = self.settings
+        guard = CallGuard(
+            str(what), s.endpoint, pinned, s.hub_cache, low_speed=(s.low_speed_limit, s.low_speed_time)
+        )
         finished = False
         try:
             result = await anyio.to_thread.run_sync(

@@ -14,7 +14,11 @@ Inside one they:
   retries follow *our* `RetryPolicy`, on the event loop, cancellably (`Transient`);
 - check every commit and etag before huggingface_hub turns them into cache paths: a commit
   is 40 lowercase hex (and the pinned one, when pinned); an etag that names a blob is 40 or
-  64 hex. Anything else is refused with `SourceUnavailableError`.
+  64 hex. Anything else is refused with `SourceUnavailableError`;
+- refuse a body with a `Content-Encoding` (huggingface_hub asks for identity), a file larger
+  than the cache's free space, and watch every body as it is read: stop when the caller
+  has gone, when it runs past the size the metadata announced, or when it stays below the
+  low-speed limit (`Transient`: retried).
 """
 
 from __future__ import annotations
@@ -22,14 +26,18 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx2
 from huggingface_hub.utils import _http as hf_http
 
 from ._errors import SourceUnavailableError
+from ._hfcache import ensure_room
 from ._hubproto import RETRYABLE_STATUS, normalize_etag, parse_retry_after, same_origin
+from ._speed import LowSpeed
 from ._validate import is_commit
 
 MAX_PAGES = 10_000
@@ -56,9 +64,12 @@ class CallGuard:
     what: str
     endpoint: str
     pinned: str | None = None
+    cache: Path | None = None
+    low_speed: tuple[int, float] = (0, 30.0)
     abandoned: threading.Event = field(default_factory=threading.Event)
     seen: set[tuple[str, str, str]] = field(default_factory=set)
     pages: int = 0
+    announced: int | None = None
 
     def check_abandoned(self) -> None:
         """Raise `Abandoned` once the caller has gone."""
@@ -130,6 +141,10 @@ def on_response(response: httpx2.Response) -> None:
         etag = normalize_etag(headers.get("x-linked-etag") or headers.get("etag"))
         if etag is not None and not _verifiable(etag):
             raise guard.refuse(f"answered with ETag {etag[:80]!r}, which is neither a sha256 nor a git sha1")
+        guard.announced = _announced_size(response)
+        _check_room(guard)
+    elif response.request.method == "GET" and response.is_success:
+        _watch_body(response, guard, download="/api/" not in response.request.url.path)
 
 
 def _names_a_blob(response: httpx2.Response, endpoint: str) -> bool:
@@ -142,6 +157,54 @@ def _names_a_blob(response: httpx2.Response, endpoint: str) -> bool:
         and location is not None
         and not same_origin(str(response.url.join(location)), endpoint)
     )
+
+
+def _announced_size(response: httpx2.Response) -> int | None:
+    raw = response.headers.get("x-linked-size") or (
+        response.headers.get("content-length") if response.is_success else None
+    )
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+def _check_room(guard: CallGuard) -> None:
+    """Refuse a file the cache's disk cannot hold (huggingface_hub only warns)."""
+    if guard.cache is not None and guard.announced is not None:
+        ensure_room(guard.cache, guard.announced, guard.what)
+
+
+def _watch_body(response: httpx2.Response, guard: CallGuard, *, download: bool) -> None:
+    """Check a body's encoding now (file downloads), and its bytes as huggingface_hub reads them."""
+    if download:
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise guard.refuse(f"sent a file with Content-Encoding {encoding[:40]!r}; identity was asked for")
+    if isinstance(response.stream, httpx2.SyncByteStream):
+        response.stream = _WatchedStream(response.stream, guard, guard.announced if download else None)
+
+
+class _WatchedStream(httpx2.SyncByteStream):
+    """A response body that stops at the guard's limits (see `_watch_body`)."""
+
+    def __init__(self, inner: httpx2.SyncByteStream, guard: CallGuard, announced: int | None) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._announced = announced
+        self._pace = LowSpeed(*guard.low_speed)
+
+    def __iter__(self) -> Iterator[bytes]:
+        guard, received, announced = self._guard, 0, self._announced
+        for chunk in self._inner:
+            guard.check_abandoned()
+            received += len(chunk)
+            if announced is not None and received > announced:
+                raise guard.refuse(f"sent a body longer than the {announced} bytes it announced")
+            if self._pace.too_slow(len(chunk)):
+                raise Transient(f"the body stayed below the low-speed limit ({self._pace.describe()})")
+            yield chunk
+
+    def close(self) -> None:
+        """Close the underlying stream."""
+        self._inner.close()
 
 
 def _verifiable(etag: str) -> bool:

@@ -9,7 +9,7 @@ import email.utils
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -239,9 +239,12 @@ def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None
     return int(match[1]), int(match[2]), total
 
 
-def plan_ranges(start: int, size: int, chunk: int) -> list[tuple[int, int]]:
-    """Split bytes `start..size-1` into inclusive `(first, last)` ranges of `chunk` bytes."""
-    return [(first, min(first + chunk, size) - 1) for first in range(start, size, chunk)]
+def plan_ranges(start: int, size: int, chunk: int) -> Iterator[tuple[int, int]]:
+    """Bytes `start..size-1` as inclusive `(first, last)` ranges of `chunk` bytes, made lazily.
+
+    Lazily: an announced size of 2**50 must not build millions of ranges up front.
+    """
+    return ((first, min(first + chunk, size) - 1) for first in range(start, size, chunk))
 
 
 # ---- API answers: untrusted JSON, checked before use --------------------------------------

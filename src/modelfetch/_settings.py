@@ -35,6 +35,12 @@ class Settings:
         state_dir: modelfetch's own non-Hub state (platformdirs); never holds Hub files.
         mirror_url: the fleet's shared bucket (`MODELFETCH_MIRROR_URL`, e.g. `s3://models/hf`);
             when set, the default source reads through it (see `MirrorSource`).
+        low_speed_limit: bytes per second a body must keep up, averaged over
+            `low_speed_time` (`MODELFETCH_LOW_SPEED_LIMIT`, default 1024; 0 turns it off).
+        low_speed_time: seconds over which `low_speed_limit` is judged
+            (`MODELFETCH_LOW_SPEED_TIME`, default 30). A slower body is cut and retried.
+        deadline: seconds one fetch or listing may take in all, retries included
+            (`MODELFETCH_DEADLINE`; default None: no overall limit).
     """
 
     endpoint: str = DEFAULT_ENDPOINT
@@ -48,6 +54,9 @@ class Settings:
         default_factory=lambda: Path(platformdirs.user_state_dir("modelfetch", appauthor=False))
     )
     mirror_url: str | None = None
+    low_speed_limit: int = 1024
+    low_speed_time: float = 30.0
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.endpoint, str) or not self.endpoint.startswith(("http://", "https://")):
@@ -63,6 +72,17 @@ class Settings:
             raise InvalidRequestError(f"offline must be True or False, not {self.offline!r}.")
         for name in ("etag_timeout", "download_timeout", "lock_timeout"):
             object.__setattr__(self, name, check_seconds(name, getattr(self, name), allow_zero=False))
+        if isinstance(self.low_speed_limit, bool) or not isinstance(self.low_speed_limit, int):
+            raise InvalidRequestError(
+                f"low_speed_limit must be whole bytes per second, not {self.low_speed_limit!r}."
+            )
+        if self.low_speed_limit < 0:
+            raise InvalidRequestError(f"low_speed_limit must be >= 0, not {self.low_speed_limit!r}.")
+        object.__setattr__(
+            self, "low_speed_time", check_seconds("low_speed_time", self.low_speed_time, allow_zero=False)
+        )
+        if self.deadline is not None:
+            object.__setattr__(self, "deadline", check_seconds("deadline", self.deadline, allow_zero=False))
         if self.mirror_url is not None and not isinstance(self.mirror_url, str):
             raise InvalidRequestError(f"mirror_url must be a URL string or None, not {self.mirror_url!r}.")
 
@@ -93,6 +113,9 @@ class Settings:
             "etag_timeout": _float(env, "HF_HUB_ETAG_TIMEOUT", 10.0),
             "download_timeout": _float(env, "HF_HUB_DOWNLOAD_TIMEOUT", 10.0),
             "mirror_url": env.get("MODELFETCH_MIRROR_URL", "").strip() or None,
+            "low_speed_limit": int(_float(env, "MODELFETCH_LOW_SPEED_LIMIT", 1024)),
+            "low_speed_time": _float(env, "MODELFETCH_LOW_SPEED_TIME", 30.0),
+            "deadline": _float(env, "MODELFETCH_DEADLINE", 0.0) or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)  # type: ignore[arg-type]
