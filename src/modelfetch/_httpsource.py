@@ -15,7 +15,8 @@ import hashlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ import httpx
 from anyio.abc import AsyncResource
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._deadline import within_deadline
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, OfflineError, SourceUnavailableError, StorageError
 from ._hfcache import CacheLayout, ensure_room, find_cached, link_snapshot, mark_missing, write_ref
@@ -189,7 +191,7 @@ class HttpHubSource(AsyncResource):
     async def resolve(self, ref: AssetRef, *, progress: ProgressCallback | None = None) -> ResolvedAsset:
         """Download `ref` into the Hugging Face cache (or find it there); see `ModelAssetSource`."""
         try:
-            return await self._resolve(ref, progress)
+            return await within_deadline(self.settings.deadline, ref, lambda: self._resolve(ref, progress))
         except FetchError:
             raise
         except Exception as exc:
@@ -197,6 +199,9 @@ class HttpHubSource(AsyncResource):
 
     async def list_files(self, repo: RepoRef) -> RepoListing:
         """List `repo` at the commit its revision points to now; see `ModelAssetSource`."""
+        return await within_deadline(self.settings.deadline, repo, lambda: self._list_files(repo))
+
+    async def _list_files(self, repo: RepoRef) -> RepoListing:
         if self.settings.offline:
             raise OfflineError(
                 f"Listing {repo}: offline mode is on; wrap this source in CachedSource to list the cache."
@@ -290,8 +295,11 @@ class HttpHubSource(AsyncResource):
         async def once() -> bytes:
             body = bytearray()
             report.done = 0
-            async with self._open_body(ref, meta.url, 0, None) as response:
-                async for chunk in _body_chunks(response, meta.size, self._pace()):
+            async with (
+                self._open_body(ref, meta.url, 0, None) as response,
+                aclosing(_body_chunks(response, meta.size, self._pace())) as chunks,
+            ):
+                async for chunk in chunks:
                     body += chunk
                     report.advance(len(chunk))
             self._check_complete(ref, len(body), meta.size)
@@ -594,7 +602,8 @@ class HttpHubSource(AsyncResource):
             tg.start_soon(write_all)
             async with send:
                 try:
-                    await _read_blocks(_body_chunks(response, limit, self._pace()), offset, send)
+                    async with aclosing(_body_chunks(response, limit, self._pace())) as chunks:
+                        await _read_blocks(chunks, offset, send)
                 except anyio.BrokenResourceError:
                     pass  # the writer failed; its error is in `failures`
                 except Exception as exc:
@@ -669,26 +678,47 @@ class HttpHubSource(AsyncResource):
             raise failures[0]
 
 
-async def _body_chunks(response: httpx.Response, limit: int | None, pace: LowSpeed) -> AsyncIterator[bytes]:
+async def _body_chunks(
+    response: httpx.Response, limit: int | None, pace: LowSpeed
+) -> AsyncGenerator[bytes, None]:
     """The body's bytes, at most `limit` of them, at least at the pace.
 
     Never decoded: `_BodyStream` refuses any `Content-Encoding` before a byte is read.
-
     A body that runs past `limit` yields exactly `limit` bytes and then raises
     `IntegrityError`; one that stays below the low-speed limit raises `_Retry`.
     """
+    chunks = response.aiter_bytes()
     received = 0
-    async for chunk in response.aiter_bytes():
-        received += len(chunk)
-        if limit is not None and received > limit:
-            keep = len(chunk) - (received - limit)
-            if keep:
-                yield chunk[:keep]
-            raise IntegrityError(f"the body is longer than the {limit} bytes announced")
-        if pace.too_slow(len(chunk)):
-            slow = SourceUnavailableError(f"the body stayed below the low-speed limit ({pace.describe()})")
-            raise _Retry("too slow", slow)
-        yield chunk
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if limit is not None and received > limit:
+                keep = len(chunk) - (received - limit)
+                if keep:
+                    yield chunk[:keep]
+                raise IntegrityError(f"the body is longer than the {limit} bytes announced")
+            if pace.too_slow(len(chunk)):
+                slow = SourceUnavailableError(
+                    f"the body stayed below the low-speed limit ({pace.describe()})"
+                )
+                raise _Retry("too slow", slow)
+            yield chunk
+    finally:
+        await _drain(response, chunks)
+
+
+async def _drain(response: httpx.Response, chunks: AsyncIterator[bytes]) -> None:
+    """Close a body we stop reading early, and run httpx's nested generators to their end.
+
+    httpx does not close its inner body generators when the outer one is closed; left to the
+    garbage collector, trio reports each as a ResourceWarning. With the connection closed
+    they end at once.
+    """
+    with anyio.CancelScope(shield=True):
+        await response.aclose()
+        with suppress(Exception):
+            async for _ in chunks:
+                pass
 
 
 async def _read_blocks(
