@@ -126,6 +126,35 @@ def list_cached(layout: CacheLayout, repo: RepoRef) -> RepoListing | None:
     return RepoListing(repo, commit, tuple(files))
 
 
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Create `path` holding `data`: never an existing file, never through a symlink.
+
+    `O_EXCL | O_NOFOLLOW`, so a file or link another local user planted at the name is
+    refused (`FileExistsError`) instead of written through; the mode is 0o666 less the umask.
+    """
+    fd = os.open(path, _NEW_FILE, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Atomically make `path` hold `data`, through a fresh unpredictable temporary name."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write_new(tmp, data)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def write_ref(layout: CacheLayout, repo: RepoRef | AssetRef, revision: str, commit: str) -> None:
     """Record that `revision` points to `commit` (atomically; no-op for commit ids)."""
     if revision == commit or is_commit(revision):
@@ -135,16 +164,15 @@ def write_ref(layout: CacheLayout, repo: RepoRef | AssetRef, revision: str, comm
         if path.read_text(encoding="utf-8") == commit:
             return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(commit, encoding="utf-8")
-    os.replace(tmp, path)
+    replace_file(path, commit.encode())
 
 
 def mark_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> None:
     """Leave the `.no_exist` marker huggingface_hub uses for a file absent at `commit`."""
     marker = layout.no_exist(ref, commit)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch(exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        write_new(marker, b"")
 
 
 def is_marked_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> bool:

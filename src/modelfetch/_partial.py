@@ -25,7 +25,7 @@ import anyio.from_thread
 import filelock
 
 from ._errors import IntegrityError, StorageError
-from ._hfcache import link_snapshot, publish_blob, temp_blob_path
+from ._hfcache import link_snapshot, publish_blob, replace_file, temp_blob_path, write_new
 from ._hubproto import content_hasher, hash_kind
 
 _READ_BLOCK = 1024 * 1024
@@ -128,9 +128,7 @@ class PartialBlob:
     def set_watermark(self, value: int) -> None:
         """Record that the first `value` bytes are good."""
         self.watermark = value
-        tmp = self.mark_path.with_name(self.mark_path.name + ".tmp")
-        tmp.write_text(str(value), encoding="ascii")
-        os.replace(tmp, self.mark_path)
+        replace_file(self.mark_path, str(value).encode("ascii"))
 
     def verify(self) -> None:
         """Check size and content hash against the etag; raise `IntegrityError` on a mismatch."""
@@ -214,13 +212,7 @@ def store_small(blob: Path, pointer: Path, data: bytes, lock: filelock.BaseFileL
             blob.parent.mkdir(parents=True, exist_ok=True)
             tmp = temp_blob_path(blob)
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                finally:
-                    os.close(fd)
+                write_new(tmp, data)
                 publish_blob(tmp, blob)
             finally:  # after a failed write (disk full) nothing is left behind
                 with contextlib.suppress(FileNotFoundError):

@@ -19,6 +19,7 @@ from .._hfcache import (
     link_snapshot,
     publish_blob,
     temp_blob_path,
+    write_new,
     write_ref,
 )
 from .._hubproto import git_blob_id
@@ -139,7 +140,7 @@ class MemorySource(AsyncResource):
         blob.parent.mkdir(parents=True, exist_ok=True)
         if not blob.exists():
             tmp = temp_blob_path(blob)
-            tmp.write_bytes(data)
+            write_new(tmp, data)
             publish_blob(tmp, blob)
         link_snapshot(blob, self._layout.snapshot(ref, commit))
         write_ref(self._layout, ref, ref.revision, commit)
