@@ -62,3 +62,12 @@ def test_release_deletes_only_our_own_claim() -> None:
     bucket.create(claim_key(SHA), encode_claim(Claim("node-b", 200)))
     release(bucket, stale)
     assert bucket.read(claim_key(SHA)) is not None
+
+
+def test_a_claim_reaching_far_into_the_future_counts_as_lapsed() -> None:
+    """A claim whose `expires` is years ahead (no live node writes that) is taken over at once."""
+    bucket = _bucket()
+    assert bucket.create(claim_key(SHA), encode_claim(Claim("hostile", 1e12))) is not None
+    taken = try_claim(bucket, SHA, "node-a", lease=30, now=100)
+    assert isinstance(taken, HeldClaim)
+    assert taken.claim == Claim("node-a", 130)

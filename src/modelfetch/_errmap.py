@@ -90,6 +90,11 @@ def _entry(exc: BaseException, ctx: ErrorContext) -> FetchError:
 
 
 def _local_miss(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    cause = exc.__cause__
+    if not ctx.offline and isinstance(cause, hf.HfHubHTTPError | httpx2.HTTPStatusError):
+        # huggingface_hub reports a HEAD refused with a bare 403/404 as "not in the cache";
+        # the status says what really happened.
+        return _http_status(cause, ctx)
     if ctx.offline:
         return OfflineError(
             f"Fetching {ctx.what}: offline mode is on and the file is not in the local cache; "

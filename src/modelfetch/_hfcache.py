@@ -15,7 +15,9 @@ through a worker thread, never on the event loop.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import shutil
 import stat
 import uuid
@@ -178,6 +180,26 @@ def mark_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> None:
 def is_marked_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> bool:
     """Whether a `.no_exist` marker says `ref`'s file is absent at `commit`."""
     return layout.no_exist(ref, commit).is_file()
+
+
+_STALE = re.compile(r"(?:\.[0-9a-f]{8})?\.incomplete")
+
+
+def remove_stale_partials(blob: Path) -> int:
+    """Delete temporary files of `blob` left by killed downloads; call only under the blob's lock.
+
+    Matches huggingface_hub's names (`<etag>.<8 hex>.incomplete`, and the older
+    `<etag>.incomplete`), never modelfetch's resumable `<etag>.modelfetch.incomplete`. Under
+    the lock nobody is writing them: they are orphans of a process that died. Returns how
+    many were removed.
+    """
+    removed = 0
+    for path in blob.parent.glob(f"{glob.escape(blob.name)}.*incomplete"):
+        if _STALE.fullmatch(path.name[len(blob.name) :]):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def temp_blob_path(blob: Path) -> Path:

@@ -31,7 +31,15 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._deadline import within_deadline
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, OfflineError, SourceUnavailableError, StorageError
-from ._hfcache import CacheLayout, ensure_room, find_cached, link_snapshot, mark_missing, write_ref
+from ._hfcache import (
+    CacheLayout,
+    ensure_room,
+    find_cached,
+    link_snapshot,
+    mark_missing,
+    remove_stale_partials,
+    write_ref,
+)
 from ._hubproto import (
     RETRYABLE_STATUS,
     FileMetadata,
@@ -331,6 +339,11 @@ class HttpHubSource(AsyncResource):
                 if same_origin(target, endpoint):
                     url = target
                     continue
+            if response.is_redirect and not location:
+                raise SourceUnavailableError(
+                    f"Fetching {ref}: {endpoint} answered HTTP {response.status_code} without a Location; "
+                    "check that HF_ENDPOINT is a Hub-compatible server."
+                )
             if response.is_redirect or response.is_success:
                 meta = metadata_from_headers(
                     response.headers, url=url, endpoint=endpoint, ref=ref, redirected=response.is_redirect
@@ -451,6 +464,7 @@ class HttpHubSource(AsyncResource):
                 return ResolvedAsset(
                     ref, pointer, meta.commit, await self._thread(_size, blob), etag, Origin.DISK
                 )
+            await self._thread(remove_stale_partials, blob)
             partial = PartialBlob(blob, etag or "", meta.size)
             start = await self._thread(partial.open)
             try:
@@ -530,11 +544,8 @@ class HttpHubSource(AsyncResource):
                 await self._thread(partial.restart)
                 report.done = start = 0
             elif response.status_code == 206:
-                span = parse_content_range(response.headers.get("content-range"))
-                if span is None or span[0] != start:
-                    raise _Retry(
-                        "bad Content-Range", SourceUnavailableError(f"Fetching {ref}: bad Content-Range.")
-                    )
+                last = first_last if first_last is not None else (size - 1 if size is not None else None)
+                _check_range(ref, response, start, last)
             ranged = response.status_code == 206 and first_last is not None and size is not None
             expected = (
                 (first_last + 1 if ranged and first_last is not None else size) if size is not None else None
@@ -651,9 +662,7 @@ class HttpHubSource(AsyncResource):
 
         async def fetch_range(first: int, last: int) -> None:
             async with self._open_body(ref, meta.url, first, last) as response:
-                if response.status_code != 206:
-                    stopped = SourceUnavailableError(f"Fetching {ref}: the server stopped honouring ranges.")
-                    raise _Retry("range not honoured", stopped)
+                _check_range(ref, response, first, last)
                 end = await self._stream_into(
                     response, partial, first, report, contiguous=False, limit=last - first + 1
                 )
@@ -676,6 +685,22 @@ class HttpHubSource(AsyncResource):
                 tg.start_soon(worker)
         if failures:
             raise failures[0]
+
+
+def _check_range(ref: AssetRef, response: httpx.Response, first: int, last: int | None) -> None:
+    """Raise `_Retry` unless `response` is a 206 carrying exactly bytes `first..last` (any end if None)."""
+    if response.status_code != 206:
+        raise _Retry(
+            "range not honoured",
+            SourceUnavailableError(f"Fetching {ref}: the server stopped honouring ranges."),
+        )
+    span = parse_content_range(response.headers.get("content-range"))
+    if span is None or span[0] != first or (last is not None and span[1] != last):
+        sent = response.headers.get("content-range", "no Content-Range")
+        wrong = SourceUnavailableError(
+            f"Fetching {ref}: asked for bytes {first}-{last}, the server sent {sent!r}."
+        )
+        raise _Retry("wrong range", wrong)
 
 
 async def _body_chunks(
@@ -769,6 +794,16 @@ class _BodyStream:
                 await response.aclose()
                 url = redirect_target(url, location)
                 continue
+            if (
+                not response.is_success
+                and response.status_code not in RETRYABLE_STATUS
+                and not response.is_error
+            ):
+                await response.aclose()  # a 3xx without Location, a 1xx: not a body
+                raise SourceUnavailableError(
+                    f"Fetching {self._ref}: the server answered HTTP {response.status_code} "
+                    f"{'without a Location' if response.is_redirect else 'instead of the file'}."
+                )
             if response.status_code in RETRYABLE_STATUS or response.is_error:
                 await response.aclose()
                 error = error_for_status(

@@ -25,7 +25,14 @@ import anyio.from_thread
 import filelock
 
 from ._errors import IntegrityError, StorageError
-from ._hfcache import link_snapshot, publish_blob, replace_file, temp_blob_path, write_new
+from ._hfcache import (
+    link_snapshot,
+    publish_blob,
+    remove_stale_partials,
+    replace_file,
+    temp_blob_path,
+    write_new,
+)
 from ._hubproto import content_hasher, hash_kind
 
 _READ_BLOCK = 1024 * 1024
@@ -208,6 +215,7 @@ def store_small(blob: Path, pointer: Path, data: bytes, lock: filelock.BaseFileL
     verify_bytes(data, blob.name)
     acquire_lock(lock, timeout)
     try:
+        remove_stale_partials(blob)
         if not blob.exists():
             blob.parent.mkdir(parents=True, exist_ok=True)
             tmp = temp_blob_path(blob)
