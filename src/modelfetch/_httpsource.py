@@ -79,6 +79,7 @@ _KNOWN_COMMITS = 64
 _PROGRESS_BYTES = MiB
 _PROGRESS_SECONDS = 0.1
 MAX_PAGES = 10_000
+_MAX_API_BODY = 32 * MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +381,8 @@ class HttpHubSource(AsyncResource):
         self, method: str, url: str, what: AssetRef | RepoRef, *, allow_status: bool = False
     ) -> httpx.Response:
         async def once() -> httpx.Response:
-            response = await self._client.request(method, url, headers=self._headers_for(url))
+            request = self._client.build_request(method, url, headers=self._headers_for(url))
+            response = await _read_capped(await self._client.send(request, stream=True), _MAX_API_BODY)
             if response.status_code in RETRYABLE_STATUS:
                 raise _Retry(
                     f"HTTP {response.status_code}",
@@ -685,6 +687,27 @@ class HttpHubSource(AsyncResource):
                 tg.start_soon(worker)
         if failures:
             raise failures[0]
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> httpx.Response:
+    """A streamed small (metadata or API) answer, read whole; more than `cap` bytes is refused."""
+    body = bytearray()
+    try:
+        async with aclosing(_body_chunks(response, None, LowSpeed(0, 1.0))) as chunks:
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > cap:
+                    raise SourceUnavailableError(
+                        f"{response.request.url} answered with more than {cap} bytes; "
+                        "no Hub metadata or listing page is that large."
+                    )
+    finally:
+        await response.aclose()
+    headers = response.headers.copy()
+    headers.pop("content-encoding", None)  # `body` is decoded already
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=response.request
+    )
 
 
 def _check_range(ref: AssetRef, response: httpx.Response, first: int, last: int | None) -> None:

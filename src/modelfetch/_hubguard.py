@@ -41,6 +41,8 @@ from ._speed import LowSpeed
 from ._validate import is_commit
 
 MAX_PAGES = 10_000
+MAX_API_BODY = 32 * 1024 * 1024
+"""No Hub metadata or listing page is this large."""
 _GUARD: contextvars.ContextVar[CallGuard | None] = contextvars.ContextVar("modelfetch_guard", default=None)
 _install_lock = threading.Lock()
 
@@ -179,7 +181,8 @@ def _watch_body(response: httpx2.Response, guard: CallGuard, *, download: bool) 
         if encoding not in ("", "identity"):
             raise guard.refuse(f"sent a file with Content-Encoding {encoding[:40]!r}; identity was asked for")
     if isinstance(response.stream, httpx2.SyncByteStream):
-        response.stream = _WatchedStream(response.stream, guard, guard.announced if download else None)
+        limit = guard.announced if download else MAX_API_BODY
+        response.stream = _WatchedStream(response.stream, guard, limit)
 
 
 class _WatchedStream(httpx2.SyncByteStream):
@@ -197,7 +200,7 @@ class _WatchedStream(httpx2.SyncByteStream):
             guard.check_abandoned()
             received += len(chunk)
             if announced is not None and received > announced:
-                raise guard.refuse(f"sent a body longer than the {announced} bytes it announced")
+                raise guard.refuse(f"sent a body of more than the {announced} bytes expected")
             if self._pace.too_slow(len(chunk)):
                 raise Transient(f"the body stayed below the low-speed limit ({self._pace.describe()})")
             yield chunk

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 import modelfetch
-from modelfetch import AssetRef, ModelAssetSource, Settings
+from modelfetch import AssetRef, ModelAssetSource, RepoRef, Settings
 
 from ._hub import MiniHub, is_head
 from ._server import Answer, Hostile, Request
@@ -98,3 +98,21 @@ async def test_an_absurd_announced_size_fails_early_with_storage_error(
             with anyio.fail_after(20), pytest.raises(modelfetch.StorageError, match="free"):
                 await source.resolve(AssetRef("org/model", "w.bin"))
         assert not [r for r in server.requests if r.method == "GET"]
+
+
+async def test_an_endless_api_answer_is_refused(
+    tmp_path: Path, make_source: Callable[[Settings], ModelAssetSource]
+) -> None:
+    """A tree listing that streams forever: refused after 32 MiB, not read into memory to the end."""
+    hose = Firehose(1024 * MiB)
+
+    def tweak(request: Request, answer: Answer) -> Answer:
+        if "/tree/" in request.path:
+            return Answer(200, {"Content-Type": "application/json"}, chunks=iter(hose))
+        return answer
+
+    with Hostile(MiniHub({"config.json": b"{}"}, tweak=tweak)) as server:
+        async with make_source(settings_for(server.url, tmp_path)) as source:
+            with pytest.raises(modelfetch.SourceUnavailableError, match="more than"):
+                await source.list_files(RepoRef("org/model"))
+    assert hose.sent < 128 * MiB
