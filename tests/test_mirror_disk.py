@@ -38,8 +38,7 @@ async def test_enospc_reading_from_the_bucket_is_a_storage_error(
         await first.resolve(ref)
     assert first.stats().uploads == 1
 
-    monkeypatch.setattr(partial_module.os, "pwrite", _enospc)
-    monkeypatch.setattr(partial_module.os, "write", _enospc)
+    monkeypatch.setattr(partial_module.os, "pwrite", _enospc)  # the partial blob's writes only
     reader = _node(fake_hub, tmp_path, "b")
     caplog.set_level(logging.WARNING, logger="modelfetch")
     async with MirrorSource(
