@@ -24,6 +24,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
+
 from ._errors import StorageError
 from ._types import AssetRef, RepoFile, RepoListing, RepoRef
 from ._validate import is_commit
@@ -200,6 +202,28 @@ def remove_stale_partials(blob: Path) -> int:
                 path.unlink()
                 removed += 1
     return removed
+
+
+def sweep_stale_partials(blob: Path, lock_path: Path) -> int:
+    """`remove_stale_partials` for a caller that does not hold the lock: only if it is free now.
+
+    For `HubSource`, whose downloads take the lock inside huggingface_hub: afterwards, any
+    orphans a killed process left beside the blob are swept, unless someone holds the lock.
+    """
+    if not any(
+        _STALE.fullmatch(p.name[len(blob.name) :])
+        for p in blob.parent.glob(f"{glob.escape(blob.name)}.*incomplete")
+    ):
+        return 0
+    lock = filelock.FileLock(str(lock_path), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return 0  # busy: someone is downloading it; the next sweep will do
+    try:
+        return remove_stale_partials(blob)
+    finally:
+        lock.release()
 
 
 def temp_blob_path(blob: Path) -> Path:

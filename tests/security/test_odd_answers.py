@@ -122,3 +122,19 @@ async def test_integrity_messages_say_fetching_once(tmp_path: Path) -> None:
             with pytest.raises(modelfetch.IntegrityError) as caught:
                 await source.resolve(AssetRef("org/model", "w.bin"))
     assert str(caught.value).count("Fetching") == 1
+
+
+async def test_hub_source_sweeps_orphans_of_killed_downloads(tmp_path: Path) -> None:
+    """After a fresh HubSource download, huggingface_hub orphans beside that blob are gone."""
+    from modelfetch import HubSource
+
+    hub = MiniHub({"config.json": b"{}"})
+    blobs = tmp_path / "cache" / "models--org--model" / "blobs"
+    blobs.mkdir(parents=True)
+    orphan = blobs / f"{hub.etag('config.json')}.deadbeef.incomplete"
+    orphan.write_bytes(b"half")
+    with Hostile(hub) as server:
+        async with HubSource(settings_for(server.url, tmp_path), retry=FAST) as source:
+            got = await source.resolve(AssetRef("org/model", "config.json"))
+    assert got.path.read_bytes() == b"{}"
+    assert not orphan.exists()
