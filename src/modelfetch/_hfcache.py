@@ -187,6 +187,11 @@ def is_marked_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> bool:
 _STALE = re.compile(r"(?:\.[0-9a-f]{8})?\.incomplete")
 
 
+SWEEP_MIN_SIZE = 8 * 1024 * 1024
+"""Blobs at least this big get their orphans swept: a sweep lists the blobs folder, which for
+thousands of small files would cost more than the orphans (small ones at that) are worth."""
+
+
 def remove_stale_partials(blob: Path) -> int:
     """Delete temporary files of `blob` left by killed downloads; call only under the blob's lock.
 

@@ -32,6 +32,7 @@ from ._deadline import within_deadline
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, OfflineError, SourceUnavailableError, StorageError
 from ._hfcache import (
+    SWEEP_MIN_SIZE,
     CacheLayout,
     ensure_room,
     find_cached,
@@ -466,7 +467,8 @@ class HttpHubSource(AsyncResource):
                 return ResolvedAsset(
                     ref, pointer, meta.commit, await self._thread(_size, blob), etag, Origin.DISK
                 )
-            await self._thread(remove_stale_partials, blob)
+            if meta.size is None or meta.size >= SWEEP_MIN_SIZE:
+                await self._thread(remove_stale_partials, blob)
             partial = PartialBlob(blob, etag or "", meta.size)
             start = await self._thread(partial.open)
             try:

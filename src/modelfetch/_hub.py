@@ -29,7 +29,7 @@ from huggingface_hub.hf_api import RepoFile as HfRepoFile
 from ._deadline import within_deadline
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, SourceUnavailableError
-from ._hfcache import CacheLayout, sweep_stale_partials, write_ref
+from ._hfcache import SWEEP_MIN_SIZE, CacheLayout, sweep_stale_partials, write_ref
 from ._hubguard import CallGuard, Transient, run_guarded
 from ._hubproto import check_listing, not_hub_json, revision_url, tree_url
 from ._partial import verify_file
@@ -181,7 +181,7 @@ class HubSource(AsyncResource):
         resolved = self._describe(ref, Path(str(raw)), Origin.NETWORK if watch.transferred else Origin.DISK)
         if self.verify and resolved.origin is Origin.NETWORK:
             self._check(resolved)
-        if resolved.etag and resolved.origin is Origin.NETWORK:  # a fresh download: orphans of earlier ones?
+        if resolved.etag and resolved.origin is Origin.NETWORK and resolved.size >= SWEEP_MIN_SIZE:
             sweep_stale_partials(self._layout.blob(ref, resolved.etag), self._layout.lock(ref, resolved.etag))
         return resolved
 

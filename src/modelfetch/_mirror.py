@@ -44,7 +44,7 @@ from ._claims import HeldClaim, release, renew, try_claim
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError, SourceUnavailableError
 from ._globs import filter_paths
-from ._hfcache import CacheLayout, link_snapshot, remove_stale_partials, write_ref
+from ._hfcache import SWEEP_MIN_SIZE, CacheLayout, link_snapshot, remove_stale_partials, write_ref
 from ._hub import HubSource
 from ._hubproto import safe_blob_name
 from ._mirroropts import MirrorOptions, MirrorStats
@@ -313,7 +313,8 @@ class MirrorSource(AsyncResource):
                 return local
             if not self.bucket.exists(blob_key(entry.etag)):
                 return None
-            remove_stale_partials(self._layout.blob(ref, entry.etag))
+            if entry.size >= SWEEP_MIN_SIZE:
+                remove_stale_partials(self._layout.blob(ref, entry.etag))
             partial = PartialBlob(self._layout.blob(ref, entry.etag), entry.etag, entry.size)
             start = partial.open()
             try:

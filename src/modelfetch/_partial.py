@@ -28,7 +28,6 @@ from ._errors import IntegrityError, StorageError
 from ._hfcache import (
     link_snapshot,
     publish_blob,
-    remove_stale_partials,
     replace_file,
     temp_blob_path,
     write_new,
@@ -215,7 +214,6 @@ def store_small(blob: Path, pointer: Path, data: bytes, lock: filelock.BaseFileL
     verify_bytes(data, blob.name)
     acquire_lock(lock, timeout)
     try:
-        remove_stale_partials(blob)
         if not blob.exists():
             blob.parent.mkdir(parents=True, exist_ok=True)
             tmp = temp_blob_path(blob)

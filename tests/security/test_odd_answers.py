@@ -20,7 +20,7 @@ from modelfetch import (
     TransferOptions,
 )
 from modelfetch._bucketkeys import decode_listing
-from modelfetch._hfcache import remove_stale_partials
+from modelfetch._hfcache import SWEEP_MIN_SIZE, remove_stale_partials
 
 from ._hub import COMMIT, MiniHub, is_head
 from ._server import Answer, Hostile, Request
@@ -128,13 +128,14 @@ async def test_hub_source_sweeps_orphans_of_killed_downloads(tmp_path: Path) -> 
     """After a fresh HubSource download, huggingface_hub orphans beside that blob are gone."""
     from modelfetch import HubSource
 
-    hub = MiniHub({"config.json": b"{}"})
+    data = os.urandom(SWEEP_MIN_SIZE)  # smaller blobs are not swept: a sweep lists the folder
+    hub = MiniHub({"w.bin": data}, lfs={"w.bin"})
     blobs = tmp_path / "cache" / "models--org--model" / "blobs"
     blobs.mkdir(parents=True)
-    orphan = blobs / f"{hub.etag('config.json')}.deadbeef.incomplete"
+    orphan = blobs / f"{hub.etag('w.bin')}.deadbeef.incomplete"
     orphan.write_bytes(b"half")
     with Hostile(hub) as server:
         async with HubSource(settings_for(server.url, tmp_path), retry=FAST) as source:
-            got = await source.resolve(AssetRef("org/model", "config.json"))
-    assert got.path.read_bytes() == b"{}"
+            got = await source.resolve(AssetRef("org/model", "w.bin"))
+    assert got.path.read_bytes() == data
     assert not orphan.exists()
