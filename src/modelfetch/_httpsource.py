@@ -739,6 +739,7 @@ async def _body_chunks(
     """
     chunks = response.aiter_bytes()
     received = 0
+    finished = False
     try:
         async for chunk in chunks:
             received += len(chunk)
@@ -753,8 +754,10 @@ async def _body_chunks(
                 )
                 raise _Retry("too slow", slow)
             yield chunk
+        finished = True
     finally:
-        await _drain(response, chunks)
+        if not finished:
+            await _drain(response, chunks)
 
 
 async def _drain(response: httpx.Response, chunks: AsyncIterator[bytes]) -> None:

@@ -42,9 +42,11 @@ from ._validate import is_commit
 
 MAX_PAGES = 10_000
 MAX_API_BODY = 32 * 1024 * 1024
+_ROOM_CHECK_MIN = 8 * 1024 * 1024  # below this a full disk is reported by the write itself
 """No Hub metadata or listing page is this large."""
 _GUARD: contextvars.ContextVar[CallGuard | None] = contextvars.ContextVar("modelfetch_guard", default=None)
 _install_lock = threading.Lock()
+_hooked: dict[int, httpx2.Client] = {}  # the shared client hooked last
 
 
 class Abandoned(BaseException):  # like CancelledError: not an error, a stop signal
@@ -170,7 +172,7 @@ def _announced_size(response: httpx2.Response) -> int | None:
 
 def _check_room(guard: CallGuard) -> None:
     """Refuse a file the cache's disk cannot hold (huggingface_hub only warns)."""
-    if guard.cache is not None and guard.announced is not None:
+    if guard.cache is not None and guard.announced is not None and guard.announced >= _ROOM_CHECK_MIN:
         ensure_room(guard.cache, guard.announced, guard.what)
 
 
@@ -238,4 +240,7 @@ def install() -> None:
 
             guarded._modelfetch_guarded = True  # type: ignore[attr-defined]
             hf_http._GLOBAL_CLIENT_FACTORY = guarded
-        _hook(hf_http.get_session())
+        session = hf_http.get_session()
+        if _hooked.get(id(session)) is not session:  # a new client: hook it (once)
+            _hooked.clear()
+            _hooked[id(session)] = _hook(session)
