@@ -120,3 +120,15 @@ def test_cli_bad_numbers_exit_2_without_a_traceback(argv: list[str], tmp_path: P
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_cli_bad_timeout_variable_is_a_usage_error(tmp_path: Path) -> None:
+    """An unparseable HF_HUB_ETAG_TIMEOUT: one line on stderr naming it, exit 2 (no import-time traceback)."""
+    exe = Path(sys.executable).parent / "modelfetch"
+    env = {"HF_HOME": str(tmp_path), "HF_HUB_ETAG_TIMEOUT": "soon", "PATH": "/usr/bin:/bin"}
+    for argv in (["get", "org/m", "config.json"], ["cache", "ls"]):
+        done = subprocess.run([exe, *argv], env=env, capture_output=True, text=True, check=False, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == ""
+        assert len(done.stderr.splitlines()) == 1
+        assert "HF_HUB_ETAG_TIMEOUT" in done.stderr

@@ -17,7 +17,7 @@ def test_all_matches_public_names(module: types.ModuleType) -> None:
         name
         for name, value in vars(module).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
-    }
+    } | set(getattr(module, "_LAZY", {}))  # imported on first use
     exported = set(module.__all__)
     assert public == exported - {"__version__"}
     assert all(hasattr(module, name) for name in exported)
@@ -34,3 +34,16 @@ def test_sources_satisfy_the_protocol() -> None:
     assert isinstance(modelfetch.HubSource(), modelfetch.ModelAssetSource)
     assert isinstance(modelfetch.testing.MemorySource(), modelfetch.ModelAssetSource)
     assert not isinstance(object(), modelfetch.ModelAssetSource)
+
+
+def test_importing_modelfetch_imports_no_hub_client() -> None:
+    """`import modelfetch` and `modelfetch.testing` import neither huggingface_hub nor httpx2 nor httpx."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, modelfetch, modelfetch.testing; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'huggingface_hub', 'httpx2', 'httpx'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -9,6 +9,9 @@ path = modelfetch.fetch_sync("org/model", "config.json")            # from sync 
 ```
 """
 
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from ._api import fetch as fetch
 from ._api import snapshot as snapshot
 from ._cache import CachedSource as CachedSource
@@ -27,11 +30,7 @@ from ._errors import RevisionNotFoundError as RevisionNotFoundError
 from ._errors import SnapshotError as SnapshotError
 from ._errors import SourceUnavailableError as SourceUnavailableError
 from ._errors import StorageError as StorageError
-from ._httpsource import HttpHubSource as HttpHubSource
-from ._httpsource import TransferOptions as TransferOptions
-from ._hub import HubSource as HubSource
 from ._localdir import LocalDirSource as LocalDirSource
-from ._mirror import MirrorSource as MirrorSource
 from ._mirroropts import MirrorOptions as MirrorOptions
 from ._mirroropts import MirrorStats as MirrorStats
 from ._progress import ProgressCallback as ProgressCallback
@@ -52,6 +51,41 @@ from ._types import ResolvedAsset as ResolvedAsset
 from ._version import __version__ as __version__
 from ._weights import SafetensorsModel as SafetensorsModel
 from ._weights import fetch_safetensors as fetch_safetensors
+
+if _TYPE_CHECKING:  # imported on first use (below), so `import modelfetch` stays light
+    from ._httpsource import HttpHubSource as HttpHubSource
+    from ._httpsource import TransferOptions as TransferOptions
+    from ._hub import HubSource as HubSource
+    from ._mirror import MirrorSource as MirrorSource
+
+_LAZY = {
+    "HttpHubSource": "._httpsource",
+    "HubSource": "._hub",
+    "MirrorSource": "._mirror",
+    "TransferOptions": "._httpsource",
+}
+"""Names whose modules import huggingface_hub, httpx2 or httpx: loaded when first used.
+
+`import modelfetch` must not import huggingface_hub: it reads `HF_*` variables at import
+time (a script that sets `HF_ENDPOINT` after importing us would otherwise be ignored, and a
+malformed `HF_HUB_ETAG_TIMEOUT` would be an import-time traceback instead of our error).
+"""
+
+
+def __getattr__(name: str) -> object:
+    """Import a source that needs huggingface_hub or httpx the first time it is named."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelfetch' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """Every public name, the lazily imported ones included."""
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AssetNotFoundError",

@@ -30,7 +30,6 @@ from anyio.abc import AsyncResource
 
 from ._errors import AssetNotFoundError, InvalidRequestError, OfflineError
 from ._hfcache import CachedFile, CacheLayout, find_cached, is_marked_missing, list_cached
-from ._hub import HubSource
 from ._memo import (
     DEFAULT_MAX_ENTRIES,
     DEFAULT_RECHECK,
@@ -119,7 +118,11 @@ class CachedSource(AsyncResource):
         if settings is None:
             settings = inner_settings if isinstance(inner_settings, Settings) else Settings.from_env()
         self.settings = settings
-        self.inner: ModelAssetSource = inner if inner is not None else HubSource(settings)
+        if inner is None:
+            from ._hub import HubSource  # noqa: PLC0415 - imports huggingface_hub: only when needed
+
+            inner = HubSource(settings)
+        self.inner: ModelAssetSource = inner
         self.offline = settings.offline if offline is None else offline
         self._policy = CachePolicy(ttl, recheck, max_entries, ttl if negative_ttl is None else negative_ttl)
         if offline is not None and not isinstance(offline, bool):

@@ -21,20 +21,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
-from huggingface_hub import scan_cache_dir
 
 from ._api import DEFAULT_SNAPSHOT_WORKERS, fetch, snapshot
 from ._bars import ProgressBars, bars_enabled
+from ._default import BACKENDS, build_default_source, hub_source
 from ._errors import FetchError, InvalidRequestError
-from ._httpsource import HttpHubSource
-from ._hub import HubSource
 from ._progress import ProgressCallback
-from ._protocol import ModelAssetSource
 from ._settings import Settings
 from ._types import DEFAULT_REVISION, RepoRef
 from ._version import __version__
-
-BACKENDS = ("threads", "httpx")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,25 +96,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _hub_source(backend: str, settings: Settings) -> ModelAssetSource:
-    if backend == "threads":
-        return HubSource(settings)
-    if backend == "httpx":
-        return HttpHubSource(settings)
-    raise InvalidRequestError(f"unknown backend {backend!r}")  # pragma: no cover - argparse checks
-
-
-def _source(backend: str) -> ModelAssetSource:
-    """The Hub source asked for, behind the fleet's bucket when MODELFETCH_MIRROR_URL is set."""
-    settings = Settings.from_env()
-    hub = _hub_source(backend, settings)
-    if settings.mirror_url:
-        from ._mirror import MirrorSource  # noqa: PLC0415 - needs the optional obstore
-
-        return MirrorSource(settings=settings, upstream=hub)
-    return hub
-
-
 async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> list[Path]:
     if args.command == "demo":
         from ._demo import run_demo  # noqa: PLC0415 - only the demo needs the test kit
@@ -128,7 +104,7 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
         return []
     if args.command == "mirror":
         return [Path(await _push(args))]
-    async with contextlib.aclosing(_source(args.backend)) as source:
+    async with contextlib.aclosing(build_default_source(backend=args.backend)) as source:
         if args.command == "get":
             return [
                 await fetch(
@@ -160,7 +136,7 @@ async def _push(args: argparse.Namespace) -> str:
     repo = RepoRef(args.repo, args.revision or DEFAULT_REVISION, args.repo_type)
     settings = Settings.from_env()
     async with MirrorSource(
-        args.url, settings=settings, upstream=_hub_source(args.backend, settings)
+        args.url, settings=settings, upstream=hub_source(args.backend, settings)
     ) as mirror:
         listing = await mirror.push(repo, include=args.include, exclude=args.exclude)
         stats = mirror.stats()
@@ -230,6 +206,8 @@ def _cache_table(root: Path) -> str:
     """The repos in the cache at `root` as a table (huggingface_hub's own scan)."""
     if not root.is_dir():
         return f"no cache at {root}"
+    from huggingface_hub import scan_cache_dir  # noqa: PLC0415 - huggingface_hub reads HF_* at import
+
     report = scan_cache_dir(root)
     rows = [("TYPE", "REPO", "REVISIONS", "FILES", "SIZE")]
     for repo in sorted(report.repos, key=lambda r: (r.repo_type, r.repo_id)):

@@ -10,25 +10,47 @@ from __future__ import annotations
 from anyio.lowlevel import RunVar
 
 from ._cache import CachedSource
-from ._hub import HubSource
+from ._errors import InvalidRequestError
 from ._protocol import ModelAssetSource
 from ._settings import Settings
 
 _DEFAULT: RunVar[ModelAssetSource | None] = RunVar("modelfetch_default_source", default=None)
 
 
-def build_default_source(settings: Settings | None = None) -> ModelAssetSource:
+BACKENDS = ("threads", "httpx")
+"""The Hub sources the default stack can use: `HubSource` ("threads") or `HttpHubSource`."""
+
+
+def build_default_source(settings: Settings | None = None, *, backend: str = "threads") -> ModelAssetSource:
     """A fresh default stack, configured by `settings` (from the environment when omitted).
 
     `CachedSource(HubSource())`, or `CachedSource(MirrorSource(upstream=HubSource()))` when
-    `MODELFETCH_MIRROR_URL` names a fleet bucket.
+    `MODELFETCH_MIRROR_URL` names a fleet bucket; `backend="httpx"` puts `HttpHubSource`
+    where `HubSource` stands. The one place the stack is put together (the CLI uses it too).
     """
     settings = settings if settings is not None else Settings.from_env()
+    hub = hub_source(backend, settings)
     if settings.mirror_url:
         from ._mirror import MirrorSource  # noqa: PLC0415 - needs the optional obstore
 
-        return CachedSource(MirrorSource(settings=settings, upstream=HubSource(settings)), settings=settings)
-    return CachedSource(HubSource(settings), settings=settings)
+        return CachedSource(MirrorSource(settings=settings, upstream=hub), settings=settings)
+    return CachedSource(hub, settings=settings)
+
+
+def hub_source(backend: str, settings: Settings) -> ModelAssetSource:
+    """The Hub source named by `backend` ("threads" or "httpx").
+
+    Imported here, after `settings` were read: huggingface_hub reads `HF_*` at import.
+    """
+    if backend == "threads":
+        from ._hub import HubSource  # noqa: PLC0415
+
+        return HubSource(settings)
+    if backend == "httpx":
+        from ._httpsource import HttpHubSource  # noqa: PLC0415
+
+        return HttpHubSource(settings)
+    raise InvalidRequestError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
 
 
 def default_source() -> ModelAssetSource:
