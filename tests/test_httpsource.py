@@ -30,18 +30,16 @@ def _settings(tmp_path: Path, **kw: object) -> Settings:
 def _source(
     tmp_path: Path, handler: Callable[[httpx.Request], httpx.Response], **kw: object
 ) -> HttpHubSource:
-    source = HttpHubSource(_settings(tmp_path, **kw), transport=httpx.MockTransport(handler))
-    source._sleep = _record_sleep(source)  # no real waiting in unit tests
+    slept: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:  # no real waiting in unit tests
+        slept.append(delay)
+
+    source = HttpHubSource(
+        _settings(tmp_path, **kw), transport=httpx.MockTransport(handler), sleep=fake_sleep
+    )
+    source.slept = slept  # type: ignore[attr-defined]
     return source
-
-
-def _record_sleep(source: HttpHubSource) -> Callable[[float], object]:
-    source.slept = []  # type: ignore[attr-defined]
-
-    async def fake(delay: float) -> None:
-        source.slept.append(delay)  # type: ignore[attr-defined]
-
-    return fake
 
 
 def _body(request: httpx.Request, data: bytes = DATA) -> httpx.Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +21,8 @@ from modelfetch import (
 )
 from modelfetch.testing import FakeHub, Fault, write_model_repo
 
+from ._net import closed_port
+
 FAST = RetryPolicy(attempts=4, base=0.01, cap=0.02, total=30)
 STACKS: dict[str, Callable[[Settings], ModelAssetSource]] = {
     "hub": lambda s: CachedSource(HubSource(s, retry=FAST)),
@@ -33,12 +34,6 @@ STACKS: dict[str, Callable[[Settings], ModelAssetSource]] = {
 def stack(request: pytest.FixtureRequest) -> Callable[[Settings], ModelAssetSource]:
     """Each Hub source behind the cache layer, with a fast retry policy."""
     return STACKS[request.param]
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_a_503_with_retry_after_on_the_download_is_retried(
@@ -102,7 +97,7 @@ async def test_retries_are_bounded_and_end_in_source_unavailable(
 
 async def test_an_unreachable_endpoint_fails_within_the_policy(tmp_path: Path) -> None:
     """Connection refused every time: HubSource gives up after the policy's attempts, no hidden retries."""
-    settings = Settings.from_env({}, endpoint=f"http://127.0.0.1:{_closed_port()}", hub_cache=tmp_path)
+    settings = Settings.from_env({}, endpoint=f"http://127.0.0.1:{closed_port()}", hub_cache=tmp_path)
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -117,7 +112,7 @@ async def test_an_unreachable_endpoint_fails_within_the_policy(tmp_path: Path) -
 def test_cli_on_an_unreachable_endpoint_prints_exactly_one_line(tmp_path: Path) -> None:
     """`modelfetch get` against a closed port: exit 1 and one line on stderr, with or without --quiet."""
     env = {
-        "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
+        "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
         "HF_HOME": str(tmp_path),
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "PATH": "/usr/bin:/bin",

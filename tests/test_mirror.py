@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,8 @@ from modelfetch import (
 from modelfetch._bucket import Bucket, BucketUnavailableError
 from modelfetch._bucketkeys import Claim, blob_key, claim_key, encode_claim
 from modelfetch.testing import FakeHub
+
+from ._net import closed_port
 
 MiB = 1024 * 1024
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
@@ -151,18 +152,12 @@ async def test_concurrent_nodes_share_one_hub_transfer_per_blob(
     assert sum(s.mirror_hits for s in stats.values()) == 6
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_an_unreachable_bucket_falls_back_to_the_hub_with_one_warning(
     fake_hub: FakeHub, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With nothing listening at the bucket's endpoint, fetches succeed from the Hub and warn once."""
     _, files = _model(fake_hub)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}", "AWS_ACCESS_KEY_ID": "k"}
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}", "AWS_ACCESS_KEY_ID": "k"}
     down = Bucket.open("s3://fleet", timeout=1, env={**env, "AWS_SECRET_ACCESS_KEY": SECRET})
     settings = _node(fake_hub, tmp_path, "a")
     caplog.set_level(logging.WARNING, logger="modelfetch.mirror")

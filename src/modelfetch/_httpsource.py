@@ -151,6 +151,7 @@ class HttpHubSource(AsyncResource):
             `httpx.MockTransport`); the default network transport when omitted.
         retry: the retry policy for connection errors, timeouts, 408, 429 and 5xx.
         options: parallel-range settings for large files.
+        sleep: how to wait between attempts (tests pass a fake).
 
     Example:
         ```python
@@ -166,6 +167,7 @@ class HttpHubSource(AsyncResource):
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         options: TransferOptions | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self.settings = check_instance("settings", settings, Settings) or Settings.from_env()
         self.retry = check_instance("retry", retry, RetryPolicy) or RetryPolicy()
@@ -173,7 +175,7 @@ class HttpHubSource(AsyncResource):
         check_instance("transport", transport, httpx.AsyncBaseTransport)
         self._layout = CacheLayout(self.settings.hub_cache)
         self._disk = anyio.CapacityLimiter(16)
-        self._sleep: Callable[[float], Awaitable[None]] = anyio.sleep  # replaceable in tests
+        self._sleep = sleep
         # Files seen in commit-pinned listings: a pinned ref among them needs no HEAD.
         self._known: OrderedDict[tuple[str, str, str], dict[str, RepoFile]] = OrderedDict()
         timeout = httpx.Timeout(self.settings.download_timeout, connect=self.settings.etag_timeout)

@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 import anyio
 
 from ._errors import FetchError
-from ._progress import ProgressCallback, ProgressEvent, emit
+from ._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from ._service import TaskHost
 
 T = TypeVar("T")
@@ -37,11 +37,20 @@ class Flight(Generic[T]):
     error: FetchError | None = None
     waiters: int = 0
     callbacks: list[ProgressCallback] = field(default_factory=list)
+    last: ProgressEvent | None = None
 
     def emit(self, event: ProgressEvent) -> None:
         """Fan a progress event out to every waiter that asked for progress."""
+        self.last = event
         for callback in list(self.callbacks):
             emit(callback, event)
+
+    def join(self, callback: ProgressCallback) -> None:
+        """Add a waiter's callback; one that joins mid-transfer first gets STARTED where it stands."""
+        self.callbacks.append(callback)
+        last = self.last
+        if last is not None and last.kind in (ProgressKind.STARTED, ProgressKind.ADVANCED):
+            emit(callback, ProgressEvent(ProgressKind.STARTED, last.ref, last.done, last.total))
 
 
 class SingleFlight(Generic[T]):
@@ -93,7 +102,7 @@ class SingleFlight(Generic[T]):
     async def _wait(self, key: Hashable, flight: Flight[T], progress: ProgressCallback | None) -> None:
         flight.waiters += 1
         if progress is not None:
-            flight.callbacks.append(progress)
+            flight.join(progress)
         try:
             await flight.done.wait()
         finally:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from obstore.store import S3Store
 
 from modelfetch.testing import FakeHub, write_model_repo
 
+from .._net import closed_port
 from .conftest import Gateway
 
 NODE = Path(__file__).with_name("_node.py")
@@ -91,19 +91,13 @@ def test_a_fleet_fetches_each_blob_from_the_hub_once(
     assert not [k for k in keys if k.startswith("claims/")]
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_with_the_mirror_down_a_node_fetches_from_the_hub_and_warns(
     fake_hub: FakeHub, tmp_path: Path, gateway: Gateway
 ) -> None:
     """A node whose bucket endpoint refuses connections still gets every file, with a warning."""
     digests, total = _model(fake_hub, tmp_path, shard_size=1 * MiB)
     env = _environment(fake_hub, tmp_path / "node", gateway, "fleet-down")
-    env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{_closed_port()}"
+    env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{closed_port()}"
     node = _start(["env", "org/model"], env)
     out, err = node.communicate(timeout=300)
     assert node.returncode == 0, err
