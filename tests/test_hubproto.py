@@ -81,13 +81,8 @@ def test_metadata_prefers_linked_headers() -> None:
         headers, url=f"{E}/org/model/resolve/main/w.bin", endpoint=E, ref=ref, redirected=True
     )
     assert meta is not None
-    assert (meta.commit, meta.etag, meta.size, meta.url, meta.send_token) == (
-        COMMIT,
-        SHA,
-        10,
-        "http://localhost:9/cdn/x",
-        False,
-    )
+    assert (meta.commit, meta.etag, meta.size, meta.url) == (COMMIT, SHA, 10, "http://localhost:9/cdn/x")
+    assert not same_origin(meta.url, E)  # so the download carries no token
 
 
 def test_metadata_from_a_plain_server() -> None:
@@ -97,7 +92,7 @@ def test_metadata_from_a_plain_server() -> None:
         {"etag": 'W/"e1"', "content-length": "5"}, url=E, endpoint=E, ref=ref, redirected=False
     )
     assert meta is not None
-    assert (meta.commit, meta.etag, meta.size, meta.send_token) == (COMMIT, "e1", 5, True)
+    assert (meta.commit, meta.etag, meta.size, meta.url) == (COMMIT, "e1", 5, E)
     assert metadata_from_headers({}, url=E, endpoint=E, ref=AssetRef("o/m", "a"), redirected=False) is None
 
 

@@ -252,9 +252,7 @@ class HttpHubSource(AsyncResource):
         entry = self._known.get((ref.repo_type, ref.repo_id, ref.revision), {}).get(ref.filename)
         if entry is None:
             return None
-        return FileMetadata(
-            ref.revision, entry.etag, entry.size, resolve_url(self.settings.endpoint, ref), True
-        )
+        return FileMetadata(ref.revision, entry.etag, entry.size, resolve_url(self.settings.endpoint, ref))
 
     # ---- resolve ---------------------------------------------------------------------
 

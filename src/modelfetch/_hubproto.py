@@ -140,15 +140,14 @@ class FileMetadata:
         commit: the commit the revision resolved to.
         etag: the content's id (sha256 for LFS, git sha1 otherwise); None if not sent.
         size: the content's size, if sent.
-        url: where to download it from (the CDN location after a cross-origin redirect).
-        send_token: whether `url` is on the endpoint's origin, so auth may be sent there.
+        url: where to download it from (the CDN location after a cross-origin redirect);
+            the token goes there only if it is on the endpoint's origin (`same_origin`).
     """
 
     commit: str
     etag: str | None
     size: int | None
     url: str
-    send_token: bool
 
 
 def metadata_from_headers(
@@ -167,7 +166,7 @@ def metadata_from_headers(
     raw_size = headers.get("x-linked-size") or (None if redirected else headers.get("content-length"))
     size = int(raw_size) if raw_size and raw_size.isdigit() else None
     target = redirect_target(url, headers["location"]) if redirected and "location" in headers else url
-    return FileMetadata(commit, etag, size, target, same_origin(target, endpoint))
+    return FileMetadata(commit, etag, size, target)
 
 
 def error_for_status(
