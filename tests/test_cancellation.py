@@ -6,6 +6,7 @@ without clocks: the cancelled waiter must return while the body cannot possibly 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -67,6 +68,16 @@ def _held_model(hub: FakeHub, data: bytes) -> threading.Event:
     return hold
 
 
+def _on_start(started: anyio.Event | asyncio.Event) -> Callable[[ProgressEvent], None]:
+    """A progress callback that sets `started` when a transfer starts."""
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.kind is ProgressKind.STARTED:
+            started.set()
+
+    return on_progress
+
+
 async def _first_waiter_cancelled(
     call: Callable[[Callable[[ProgressEvent], None] | None], Awaitable[object]], hold: threading.Event
 ) -> object:
@@ -78,9 +89,7 @@ async def _first_waiter_cancelled(
     a_left = anyio.Event()
     results: list[object] = []
 
-    def on_progress(event: ProgressEvent) -> None:
-        if event.kind is ProgressKind.STARTED:
-            started.set()
+    on_progress = _on_start(started)
 
     a_scope = anyio.CancelScope()
 
@@ -130,9 +139,7 @@ async def test_fail_after_on_the_first_waiter_is_a_timeout(fake_hub: FakeHub, se
     timed_out = anyio.Event()
     results: list[Path] = []
 
-    def on_progress(event: ProgressEvent) -> None:
-        if event.kind is ProgressKind.STARTED:
-            started.set()
+    on_progress = _on_start(started)
 
     async with _hub_stack(settings) as source:
 
@@ -204,9 +211,7 @@ async def test_closing_the_source_stops_what_it_hosts(fake_hub: FakeHub, setting
     started = anyio.Event()
     errors: list[BaseException] = []
 
-    def on_progress(event: ProgressEvent) -> None:
-        if event.kind is ProgressKind.STARTED:
-            started.set()
+    on_progress = _on_start(started)
 
     source = _http_stack(settings)
 
@@ -231,15 +236,11 @@ async def test_closing_the_source_stops_what_it_hosts(fake_hub: FakeHub, setting
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_asyncio_wait_for_on_the_first_waiter(fake_hub: FakeHub, settings: Settings) -> None:
     """Native asyncio cancellation (`asyncio.wait_for`) of the starter is a prompt TimeoutError too."""
-    import asyncio
-
     hold = _held_model(fake_hub, os.urandom(4 * MiB))
     ref = AssetRef("org/model", BIG)
     started = asyncio.Event()
 
-    def on_progress(event: ProgressEvent) -> None:
-        if event.kind is ProgressKind.STARTED:
-            started.set()
+    on_progress = _on_start(started)
 
     async with _hub_stack(settings) as source:
         first = asyncio.ensure_future(asyncio.wait_for(source.resolve(ref, progress=on_progress), 0.5))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import modelfetch
-from modelfetch import AssetRef, ModelAssetSource, Settings
+from modelfetch import AssetRef, ModelAssetSource, ResolvedAsset, Settings
 
-from ._hub import COMMIT, MiniHub, is_head
+from ._hub import COMMIT, MiniHub, Tweak, is_head
 from ._server import Answer, Hostile, Request
 from .conftest import settings_for, tree
 
@@ -83,6 +83,18 @@ async def test_a_hostile_commit_on_entry_not_found_leaves_no_marker_outside(
     assert not [p for p in tree(tmp_path) if ".no_exist" in p]
 
 
+async def _resolve_or_refuse(
+    make_source: Callable[[Settings], ModelAssetSource], tmp_path: Path, tweak: Tweak
+) -> ResolvedAsset | None:
+    """Resolve config.json from a bent MiniHub; None if the source refused the answer."""
+    with Hostile(MiniHub({"config.json": BODY}, tweak=tweak)) as server:
+        async with make_source(settings_for(server.url, tmp_path)) as source:
+            try:
+                return await source.resolve(AssetRef("org/model", "config.json"))
+            except modelfetch.SourceUnavailableError:
+                return None
+
+
 @pytest.mark.parametrize("target_exists", [False, True], ids=["absent", "present"])
 @pytest.mark.parametrize("kind", ["absolute", "traversal"])
 async def test_an_etag_that_is_a_path_never_names_a_file(
@@ -99,12 +111,7 @@ async def test_an_etag_that_is_a_path_never_names_a_file(
             answer.headers["ETag"] = f'"{etag}"'
         return answer
 
-    with Hostile(MiniHub({"config.json": BODY}, tweak=tweak)) as server:
-        async with make_source(settings_for(server.url, tmp_path)) as source:
-            try:
-                got = await source.resolve(AssetRef("org/model", "config.json"))
-            except modelfetch.SourceUnavailableError:
-                got = None
+    got = await _resolve_or_refuse(make_source, tmp_path, tweak)
     if got is not None:  # a source may name the blob by the sha256 it computed instead
         assert got.path.resolve().is_relative_to((tmp_path / "cache").resolve())
         assert got.path.read_bytes() == BODY
@@ -124,12 +131,7 @@ async def test_an_unverifiable_etag_does_not_name_a_blob(
             answer.headers["ETag"] = f'"{etag}"'
         return answer
 
-    with Hostile(MiniHub({"config.json": BODY}, tweak=tweak)) as server:
-        async with make_source(settings_for(server.url, tmp_path)) as source:
-            try:
-                got = await source.resolve(AssetRef("org/model", "config.json"))
-            except modelfetch.SourceUnavailableError:
-                got = None
+    got = await _resolve_or_refuse(make_source, tmp_path, tweak)
     blobs = tmp_path / "cache" / "models--org--model" / "blobs"
     names = sorted(p.name for p in blobs.iterdir()) if blobs.exists() else []
     assert etag not in names
