@@ -713,14 +713,15 @@ async def _read_capped(response: httpx.Response, cap: int) -> httpx.Response:
 
 
 def _check_range(ref: AssetRef, response: httpx.Response, first: int, last: int | None) -> None:
-    """Raise `_Retry` unless `response` is a 206 carrying exactly bytes `first..last` (any end if None)."""
+    """Raise `_Retry` unless `response` is a 206 of bytes from `first` to at most `last` (any end if None)."""
     if response.status_code != 206:
         raise _Retry(
             "range not honoured",
             SourceUnavailableError(f"Fetching {ref}: the server stopped honouring ranges."),
         )
     span = parse_content_range(response.headers.get("content-range"))
-    if span is None or span[0] != first or (last is not None and span[1] != last):
+    # It must start where asked and end no later; a shorter range is followed up by the caller.
+    if span is None or span[0] != first or (last is not None and span[1] > last):
         sent = response.headers.get("content-range", "no Content-Range")
         wrong = SourceUnavailableError(
             f"Fetching {ref}: asked for bytes {first}-{last}, the server sent {sent!r}."

@@ -1,10 +1,12 @@
 """`HubSource`: huggingface_hub's own client, run in worker threads.
 
-It keeps everything the official client does (Xet, auth, retries, the cache layout) and
-only moves it off the event loop: each download runs through `anyio.to_thread.run_sync`
-under a `CapacityLimiter` of its own, so big downloads never starve the process's default
-thread pool. Cancellation reaches the thread through `BridgeTqdm`: a cancelled fetch stops
-at the next chunk and huggingface_hub removes its temporary file.
+It keeps what the official client does (Xet, auth, the cache layout) and moves it off the
+event loop: each call runs through `anyio.to_thread.run_sync` under a `CapacityLimiter` of
+its own, so big downloads never starve the process's default thread pool. While it runs,
+huggingface_hub's HTTP client is guarded (`modelfetch._hubguard`): retries follow our
+`RetryPolicy` on the event loop, and hostile answers are refused before huggingface_hub
+turns them into paths. A cancelled call abandons its thread, which stops at its next
+request, network read or progress chunk; huggingface_hub then removes its temporary file.
 """
 
 from __future__ import annotations
@@ -222,7 +224,7 @@ class HubSource(AsyncResource):
                 repo,
                 s.endpoint,
                 url,
-                lambda: api.repo_info(repo.repo_id, revision=commit, repo_type=repo.repo_type),
+                lambda: api.repo_info(repo.repo_id, revision=repo.revision, repo_type=repo.repo_type),
             )
             commit = str(info.sha)
             if not is_commit(commit):
