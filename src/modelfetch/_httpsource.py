@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-import filelock
 import httpx
 from anyio.abc import AsyncResource
 from anyio.streams.memory import MemoryObjectSendStream
@@ -32,14 +31,8 @@ from ._deadline import within_deadline
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, OfflineError, SourceUnavailableError, StorageError
 from ._hfcache import (
-    SWEEP_MIN_SIZE,
-    CacheLayout,
     ensure_room,
     find_cached,
-    link_snapshot,
-    mark_missing,
-    remove_stale_partials,
-    write_ref,
 )
 from ._hubproto import (
     RETRYABLE_STATUS,
@@ -62,11 +55,12 @@ from ._hubproto import (
     same_origin,
     tree_url,
 )
-from ._partial import PartialBlob, acquire_lock, store_small
+from ._partial import PartialBlob
 from ._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from ._retry import RetryPolicy
 from ._settings import Settings
 from ._speed import LowSpeed
+from ._store import BlobStore
 from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
 from ._validate import check_instance, check_positive_int
 from ._version import __version__ as _version
@@ -173,7 +167,8 @@ class HttpHubSource(AsyncResource):
         self.retry = check_instance("retry", retry, RetryPolicy) or RetryPolicy()
         self.options = check_instance("options", options, TransferOptions) or TransferOptions()
         check_instance("transport", transport, httpx.AsyncBaseTransport)
-        self._layout = CacheLayout(self.settings.hub_cache)
+        self._store = BlobStore(self.settings.hub_cache, self.settings.lock_timeout)
+        self._layout = self._store.layout
         self._disk = anyio.CapacityLimiter(16)
         self._sleep = sleep
         # Files seen in commit-pinned listings: a pinned ref among them needs no HEAD.
@@ -224,7 +219,7 @@ class HttpHubSource(AsyncResource):
             if not repo.is_pinned:
                 url, info = await self._api(revision_url(endpoint, repo), repo)
                 commit = commit_from_revision_info(info, endpoint=endpoint, what=repo, url=url)
-                await self._thread(write_ref, self._layout, repo, repo.revision, commit)
+                await self._thread(self._store.record_ref, repo, repo.revision, commit)
             files: list[RepoFile] = []
             seen: set[str] = set()
             page: str | None = tree_url(endpoint, repo, commit)
@@ -283,18 +278,8 @@ class HttpHubSource(AsyncResource):
 
     def _prepare(self, ref: AssetRef, meta: FileMetadata, etag: str | None) -> ResolvedAsset | None:
         """Record the ref; if the blob is already cached, link it and describe it (one thread hop)."""
-        write_ref(self._layout, ref, ref.revision, meta.commit)
-        if etag is None:
-            return None
-        blob = self._layout.blob(ref, etag)
-        try:
-            size = blob.stat().st_size
-        except FileNotFoundError:
-            return None
-        pointer = self._layout.snapshot(ref, meta.commit)
-        if not pointer.exists():
-            link_snapshot(blob, pointer)
-        return ResolvedAsset(ref, pointer, meta.commit, size, etag, Origin.DISK)
+        self._store.record_ref(ref, ref.revision, meta.commit)
+        return None if etag is None else self._store.link_existing(ref, meta.commit, etag)
 
     async def _download_small(
         self, ref: AssetRef, meta: FileMetadata, etag: str, progress: ProgressCallback | None
@@ -316,11 +301,9 @@ class HttpHubSource(AsyncResource):
             return bytes(body)
 
         try:
-            blob, pointer = self._layout.blob(ref, etag), self._layout.snapshot(ref, meta.commit)
-            lock = filelock.FileLock(str(self._layout.lock(ref, etag)), thread_local=False)
             try:
                 data = await self._retrying(ref, once)
-                await self._thread(store_small, blob, pointer, data, lock, self.settings.lock_timeout)
+                pointer = await self._thread(self._store.store_small, ref, meta.commit, etag, data)
             except IntegrityError as exc:
                 raise IntegrityError(f"Fetching {ref}: {exc}; nothing was published, retry.") from None
         except BaseException:
@@ -361,8 +344,7 @@ class HttpHubSource(AsyncResource):
             if response.headers.get("x-error-code") == "EntryNotFound" and commit:
                 pinned = ref.revision if ref.is_pinned else None
                 commit = checked_commit(commit, endpoint=endpoint, what=ref, pinned=pinned)
-                await self._thread(mark_missing, self._layout, ref, commit)
-                await self._thread(write_ref, self._layout, ref, ref.revision, commit)
+                await self._thread(self._store.record_missing, ref, ref.revision, commit)
             raise error
         raise SourceUnavailableError(f"Fetching {ref}: more than {_MAX_REDIRECTS} redirects.")
 
@@ -457,23 +439,20 @@ class HttpHubSource(AsyncResource):
         self, ref: AssetRef, meta: FileMetadata, etag: str | None, progress: ProgressCallback | None
     ) -> ResolvedAsset:
         name = etag if etag is not None else f"unnamed-{uuid.uuid4().hex}"
-        blob = self._layout.blob(ref, name)
-        lock = filelock.FileLock(str(self._layout.lock(ref, name)), thread_local=False)
-        await anyio.to_thread.run_sync(acquire_lock, lock, self.settings.lock_timeout, limiter=self._disk)
+        lock = self._store.lock(ref, name)
+        await self._thread(self._store.acquire, lock)
         try:
-            if etag is not None and await self._thread(blob.exists):  # another process finished it meanwhile
-                pointer = self._layout.snapshot(ref, meta.commit)
-                await self._thread(link_snapshot, blob, pointer)
-                return ResolvedAsset(
-                    ref, pointer, meta.commit, await self._thread(_size, blob), etag, Origin.DISK
+            if etag is not None:  # another process may have finished it meanwhile
+                found: ResolvedAsset | None = await self._thread(
+                    self._store.link_existing, ref, meta.commit, etag
                 )
-            if meta.size is None or meta.size >= SWEEP_MIN_SIZE:
-                await self._thread(remove_stale_partials, blob)
-            partial = PartialBlob(blob, etag or "", meta.size)
+                if found is not None:
+                    return found
+            partial = await self._thread(self._store.partial, ref, name, etag or "", meta.size)
             start = await self._thread(partial.open)
             try:
                 if meta.size is not None:
-                    await self._thread(ensure_room, blob.parent, meta.size - start, ref)
+                    await self._thread(ensure_room, partial.blob.parent, meta.size - start, ref)
                 size = await self._transfer(ref, meta, partial, start, progress)
                 await self._thread(partial.verify)
             except IntegrityError as exc:
@@ -504,12 +483,9 @@ class HttpHubSource(AsyncResource):
         self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, etag: str | None, size: int
     ) -> ResolvedAsset:
         with anyio.CancelScope(shield=True):  # a finished, verified blob is never thrown away
+            # Without a usable etag the blob is named by the sha256 we compute.
             name: str = etag if etag is not None else await self._thread(_sha256_of, partial.path)
-            if etag is None:  # the server sent no usable etag: the blob is named by its sha256
-                partial.blob = self._layout.blob(ref, name)
-            await self._thread(partial.publish)
-            pointer = self._layout.snapshot(ref, meta.commit)
-            await self._thread(link_snapshot, partial.blob, pointer)
+            pointer = await self._thread(self._store.publish, partial, ref, meta.commit, name)
         return ResolvedAsset(ref, pointer, meta.commit, size, name, Origin.NETWORK)
 
     async def _transfer(
@@ -859,10 +835,6 @@ class _BodyStream:
     async def __aexit__(self, *exc: object) -> None:
         if self._response is not None:
             await self._response.aclose()
-
-
-def _size(path: Path) -> int:
-    return path.stat().st_size
 
 
 def _sha256_of(path: Path) -> str:

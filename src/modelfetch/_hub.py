@@ -11,7 +11,6 @@ request, network read or progress chunk; huggingface_hub then removes its tempor
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -31,13 +30,13 @@ from huggingface_hub.hf_api import RepoFile as HfRepoFile
 from ._deadline import within_deadline
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, SourceUnavailableError
-from ._hfcache import SWEEP_MIN_SIZE, CacheLayout, sweep_stale_partials, write_ref
 from ._hubguard import CallGuard, Transient, run_guarded
 from ._hubproto import check_listing, not_hub_json, revision_url, tree_url
 from ._partial import verify_file
 from ._progress import ProgressCallback, ProgressKind
 from ._retry import RetryPolicy
 from ._settings import Settings
+from ._store import BlobStore
 from ._threadwatch import BridgeTqdm, TransferWatch, run_watched
 from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
 from ._validate import check_instance, check_positive_int, is_commit
@@ -88,7 +87,8 @@ class HubSource(AsyncResource):
         self.verify = verify
         self.retry = check_instance("retry", retry, RetryPolicy) or RetryPolicy()
         self._sleep = sleep
-        self._layout = CacheLayout(self.settings.hub_cache)
+        self._store = BlobStore(self.settings.hub_cache, self.settings.lock_timeout)
+        self._layout = self._store.layout
         self._limiter = anyio.CapacityLimiter(check_positive_int("max_workers", max_workers))
         self._threads = ThreadCount()
 
@@ -183,8 +183,8 @@ class HubSource(AsyncResource):
         resolved = self._describe(ref, Path(str(raw)), Origin.NETWORK if watch.transferred else Origin.DISK)
         if self.verify and resolved.origin is Origin.NETWORK:
             self._check(resolved)
-        if resolved.etag and resolved.origin is Origin.NETWORK and resolved.size >= SWEEP_MIN_SIZE:
-            sweep_stale_partials(self._layout.blob(ref, resolved.etag), self._layout.lock(ref, resolved.etag))
+        if resolved.etag and resolved.origin is Origin.NETWORK:
+            self._store.sweep(ref, resolved.etag, resolved.size)
         return resolved
 
     def _check(self, resolved: ResolvedAsset) -> None:
@@ -198,9 +198,7 @@ class HubSource(AsyncResource):
         try:
             verify_file(blob, resolved.etag)
         except IntegrityError as exc:
-            for path in (resolved.path, blob):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            self._store.withdraw(resolved.ref, resolved.commit, resolved.etag)
             raise IntegrityError(
                 f"Fetching {resolved.ref}: {exc}; the corrupt download was removed from the cache, retry."
             ) from None
@@ -229,7 +227,7 @@ class HubSource(AsyncResource):
             commit = str(info.sha)
             if not is_commit(commit):
                 raise not_hub_json(s.endpoint, repo, url, f"commit {commit[:80]!r}, which is not a commit id")
-            write_ref(self._layout, repo, repo.revision, commit)
+            self._store.record_ref(repo, repo.revision, commit)
         url = tree_url(s.endpoint, repo, commit)
         entries = _read_api(
             repo,

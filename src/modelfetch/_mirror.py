@@ -27,7 +27,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import filelock
 from anyio.abc import AsyncResource
 
 from ._bucket import Bucket, BucketUnavailableError
@@ -44,14 +43,13 @@ from ._claims import HeldClaim, release, renew, try_claim
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError, SourceUnavailableError
 from ._globs import filter_paths
-from ._hfcache import SWEEP_MIN_SIZE, CacheLayout, link_snapshot, remove_stale_partials, write_ref
 from ._hub import HubSource
 from ._hubproto import safe_blob_name
 from ._mirroropts import MirrorOptions, MirrorStats
-from ._partial import PartialBlob, acquire_lock
 from ._progress import ProgressCallback, ProgressKind
 from ._protocol import ModelAssetSource
 from ._settings import Settings
+from ._store import BlobStore
 from ._threadwatch import TransferWatch
 from ._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
 from ._validate import check_instance, check_source
@@ -117,7 +115,7 @@ class MirrorSource(AsyncResource):
             bucket = Bucket.open(url, timeout=self.options.timeout)
         self.bucket = bucket
         self.upstream: ModelAssetSource = upstream if upstream is not None else HubSource(self.settings)
-        self._layout = CacheLayout(self.settings.hub_cache)
+        self._store = BlobStore(self.settings.hub_cache, self.settings.lock_timeout)
         self._limiter = anyio.CapacityLimiter(8)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._listings: OrderedDict[tuple[str, str, str], dict[str, RepoFile]] = OrderedDict()
@@ -192,7 +190,7 @@ class MirrorSource(AsyncResource):
         listing = await self.upstream.list_files(repo)
         self._remember(listing)
         if not repo.is_pinned:
-            await self._run(write_ref, self._layout, repo, repo.revision, listing.commit)
+            await self._run(self._store.record_ref, repo, repo.revision, listing.commit)
         if self.options.write_back and all(safe_blob_name(f.etag) for f in listing.files) and self._usable():
             await self._write_back(
                 self.bucket.create, listing_key(listing.repo, listing.commit), encode_listing(listing)
@@ -276,14 +274,10 @@ class MirrorSource(AsyncResource):
     # ---- the three places a file can come from ----------------------------------------
 
     def _link_local(self, ref: AssetRef, commit: str, entry: RepoFile) -> ResolvedAsset | None:
-        blob = self._layout.blob(ref, entry.etag)
-        if not blob.is_file():
-            return None
-        pointer = self._layout.snapshot(ref, commit)
-        if not pointer.exists():
-            link_snapshot(blob, pointer)
-        write_ref(self._layout, ref, ref.revision, commit)
-        return ResolvedAsset(ref, pointer, commit, entry.size, entry.etag, Origin.DISK)
+        found = self._store.link_existing(ref, commit, entry.etag)
+        if found is not None:
+            self._store.record_ref(ref, ref.revision, commit)
+        return found
 
     async def _from_bucket(
         self, ref: AssetRef, commit: str, entry: RepoFile, progress: ProgressCallback | None
@@ -305,17 +299,13 @@ class MirrorSource(AsyncResource):
         self, ref: AssetRef, commit: str, entry: RepoFile, watch: TransferWatch
     ) -> ResolvedAsset | None:
         """Stream `blobs/<etag>` into the cache under huggingface_hub's lock; None if absent."""
-        lock = filelock.FileLock(str(self._layout.lock(ref, entry.etag)), thread_local=False)
-        acquire_lock(lock, self.settings.lock_timeout)
-        try:
+        with self._store.locked(ref, entry.etag):
             local = self._link_local(ref, commit, entry)
             if local is not None:
                 return local
             if not self.bucket.exists(blob_key(entry.etag)):
                 return None
-            if entry.size >= SWEEP_MIN_SIZE:
-                remove_stale_partials(self._layout.blob(ref, entry.etag))
-            partial = PartialBlob(self._layout.blob(ref, entry.etag), entry.etag, entry.size)
+            partial = self._store.partial(ref, entry.etag, entry.etag, entry.size)
             start = partial.open()
             try:
                 watch.started(entry.size, start)
@@ -337,15 +327,11 @@ class MirrorSource(AsyncResource):
                     raise IntegrityError(
                         f"blobs/{entry.etag[:16]}... in the bucket for {ref}: {exc}"
                     ) from None
-                partial.publish()
+                pointer = self._store.publish(partial, ref, commit, entry.etag)
             finally:
                 partial.close()
-            pointer = self._layout.snapshot(ref, commit)
-            link_snapshot(partial.blob, pointer)
-            write_ref(self._layout, ref, ref.revision, commit)
+            self._store.record_ref(ref, ref.revision, commit)
             return ResolvedAsset(ref, pointer, commit, entry.size, entry.etag, Origin.NETWORK)
-        finally:
-            lock.release()
 
     async def _from_upstream(
         self, ref: AssetRef, commit: str, progress: ProgressCallback | None
@@ -354,7 +340,7 @@ class MirrorSource(AsyncResource):
         got = await self.upstream.resolve(pinned, progress=progress)
         self._stats.upstream_fetches += 1
         if not ref.is_pinned:
-            await self._run(write_ref, self._layout, ref, ref.revision, got.commit)
+            await self._run(self._store.record_ref, ref, ref.revision, got.commit)
         return ResolvedAsset(ref, got.path, got.commit, got.size, got.etag, got.origin)
 
     async def _fetch_as_claimant(

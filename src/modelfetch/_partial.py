@@ -26,11 +26,8 @@ import filelock
 
 from ._errors import IntegrityError, StorageError
 from ._hfcache import (
-    link_snapshot,
     publish_blob,
     replace_file,
-    temp_blob_path,
-    write_new,
 )
 from ._hubproto import content_hasher, hash_kind
 
@@ -202,30 +199,6 @@ def verify_bytes(data: bytes, etag: str) -> None:
     digest = hasher.hexdigest()
     if digest != etag:
         raise IntegrityError(f"content hash {digest[:16]}... does not match the etag {etag[:16]}...")
-
-
-def store_small(blob: Path, pointer: Path, data: bytes, lock: filelock.BaseFileLock, timeout: float) -> None:
-    """Verify, write and publish a whole small blob, and link `pointer` to it, in one go.
-
-    The same steps as a large download (lock, temporary file opened without following
-    symlinks, atomic rename, relative link) done in a single worker-thread call, because
-    for small files the thread hops cost more than the bytes.
-    """
-    verify_bytes(data, blob.name)
-    acquire_lock(lock, timeout)
-    try:
-        if not blob.exists():
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_blob_path(blob)
-            try:
-                write_new(tmp, data)
-                publish_blob(tmp, blob)
-            finally:  # after a failed write (disk full) nothing is left behind
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-        link_snapshot(blob, pointer)
-    finally:
-        lock.release()
 
 
 def verify_file(path: Path, etag: str) -> None:

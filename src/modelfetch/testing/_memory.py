@@ -14,17 +14,12 @@ from anyio.abc import AsyncResource
 
 from .._errors import AssetNotFoundError, RepoNotFoundError, RevisionNotFoundError
 from .._hfcache import (
-    CacheLayout,
     find_cached,
-    link_snapshot,
-    publish_blob,
-    temp_blob_path,
-    write_new,
-    write_ref,
 )
 from .._hubproto import git_blob_id
 from .._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from .._settings import Settings
+from .._store import BlobStore
 from .._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
 from .._validate import check_filename, check_repo_id, check_repo_type
 
@@ -67,7 +62,8 @@ class MemorySource(AsyncResource):
         self.cache_dir = (
             Path(tempfile.mkdtemp(prefix="memorysource-")) if cache_dir is None else Path(cache_dir)
         )
-        self._layout = CacheLayout(self.cache_dir)
+        self._store = BlobStore(self.cache_dir, lock_timeout=60.0)
+        self._layout = self._store.layout
         self._repos: dict[tuple[str, str], _MemoryRepo] = {}
         self.resolved: list[AssetRef] = []
         for repo_id, contents in (files or {}).items():
@@ -129,26 +125,20 @@ class MemorySource(AsyncResource):
             await anyio.to_thread.run_sync(self._write, ref, commit, data)
             emit(progress, ProgressEvent(ProgressKind.FINISHED, ref, len(data), len(data)))
         else:
-            await anyio.to_thread.run_sync(write_ref, self._layout, ref, ref.revision, commit)
+            await anyio.to_thread.run_sync(self._store.record_ref, ref, ref.revision, commit)
         origin = Origin.NETWORK if cached is None else Origin.DISK
         return ResolvedAsset(
             ref, self._layout.snapshot(ref, commit), commit, len(data), git_blob_id(data), origin
         )
 
     def _write(self, ref: AssetRef, commit: str, data: bytes) -> None:
-        blob = self._layout.blob(ref, git_blob_id(data))
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        if not blob.exists():
-            tmp = temp_blob_path(blob)
-            write_new(tmp, data)
-            publish_blob(tmp, blob)
-        link_snapshot(blob, self._layout.snapshot(ref, commit))
-        write_ref(self._layout, ref, ref.revision, commit)
+        self._store.store_small(ref, commit, git_blob_id(data), data)
+        self._store.record_ref(ref, ref.revision, commit)
 
     async def list_files(self, repo: RepoRef) -> RepoListing:
         """Every file of `repo` at the commit its revision names."""
         commit, tree = self._lookup(repo)
-        await anyio.to_thread.run_sync(write_ref, self._layout, repo, repo.revision, commit)
+        await anyio.to_thread.run_sync(self._store.record_ref, repo, repo.revision, commit)
         files = tuple(RepoFile(p, len(d), git_blob_id(d)) for p, d in sorted(tree.items()))
         return RepoListing(repo, commit, files)
 
