@@ -28,7 +28,12 @@ def _settings(tmp_path: Path, **kw: object) -> Settings:
 
 
 def _source(
-    tmp_path: Path, handler: Callable[[httpx.Request], httpx.Response], **kw: object
+    tmp_path: Path,
+    handler: Callable[[httpx.Request], httpx.Response],
+    *,
+    retry: RetryPolicy | None = None,
+    options: TransferOptions | None = None,
+    **kw: object,
 ) -> HttpHubSource:
     slept: list[float] = []
 
@@ -36,7 +41,11 @@ def _source(
         slept.append(delay)
 
     source = HttpHubSource(
-        _settings(tmp_path, **kw), transport=httpx.MockTransport(handler), sleep=fake_sleep
+        _settings(tmp_path, **kw),
+        transport=httpx.MockTransport(handler),
+        sleep=fake_sleep,
+        retry=retry,
+        options=options,
     )
     source.slept = slept  # type: ignore[attr-defined]
     return source
@@ -107,8 +116,8 @@ async def test_server_that_ignores_range_on_resume(tmp_path: Path) -> None:
         ranges.append(request.headers.get("range"))
         return httpx.Response(200, content=DATA)
 
-    source = _source(tmp_path, handler)
-    source.options = TransferOptions(small_file_limit=0)  # the resumable path, even for a small file
+    # small_file_limit=0: the resumable path, even for a small file
+    source = _source(tmp_path, handler, options=TransferOptions(small_file_limit=0))
     async with source:
         resolved = await source.resolve(REF)
     assert ranges == ["bytes=1000-"]
@@ -156,8 +165,7 @@ async def test_persistent_500_gives_up_within_the_policy(tmp_path: Path) -> None
         seen.append(request.method)
         return httpx.Response(500)
 
-    source = _source(tmp_path, handler)
-    source.retry = RetryPolicy(attempts=4)
+    source = _source(tmp_path, handler, retry=RetryPolicy(attempts=4))
     async with source:
         with pytest.raises(modelfetch.SourceUnavailableError, match="500"):
             await source.resolve(REF)

@@ -54,15 +54,15 @@ from ._weights import fetch_safetensors as fetch_safetensors
 
 if _TYPE_CHECKING:  # imported on first use (below), so `import modelfetch` stays light
     from ._httpsource import HttpHubSource as HttpHubSource
-    from ._httpsource import TransferOptions as TransferOptions
     from ._hub import HubSource as HubSource
     from ._mirror import MirrorSource as MirrorSource
+    from ._transfer import TransferOptions as TransferOptions
 
 _LAZY = {
     "HttpHubSource": "._httpsource",
     "HubSource": "._hub",
     "MirrorSource": "._mirror",
-    "TransferOptions": "._httpsource",
+    "TransferOptions": "._transfer",
 }
 """Names whose modules import huggingface_hub, httpx2 or httpx: loaded when first used.
 
