@@ -228,13 +228,27 @@ async def test_a_dead_nodes_claim_is_taken_over_once_it_lapses(
     """A claim left by a node that died makes the next node wait until it lapses, then fetch and upload."""
     commit, files = _model(fake_hub)
     settings = _node(fake_hub, tmp_path, "b")
+    now = [time.time()]
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # time passes only when the mirror waits
+        waited.append(seconds)
+        now[0] += seconds
+        await anyio.lowlevel.checkpoint()
+
     async with MirrorSource(
-        bucket=bucket, upstream=HttpHubSource(settings), settings=settings, options=FAST
+        bucket=bucket,
+        upstream=HttpHubSource(settings),
+        settings=settings,
+        options=FAST,
+        clock=lambda: now[0],
+        sleep=sleep,
     ) as m:
         entry = (await m.list_files(RepoRef("org/model", commit))).files[0]
-        bucket.create(claim_key(entry.etag), encode_claim(Claim("dead-node", time.time() + 0.3)))
+        bucket.create(claim_key(entry.etag), encode_claim(Claim("dead-node", now[0] + 10)))
         got = await m.resolve(AssetRef("org/model", entry.path, commit))
         stats = m.stats()
+    assert sum(waited) >= 10  # it waited for the claim to lapse, on the clock it was given
     assert got.path.read_bytes() == files[entry.path]
     assert (stats.waits, stats.upstream_fetches, stats.uploads) == (1, 1, 1)
     assert bucket.exists(blob_key(entry.etag))

@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import AsyncResource
 
+from ._breaker import Breaker, Verdict
 from ._bucket import Bucket, BucketUnavailableError
 from ._bucketkeys import (
     blob_key,
@@ -59,12 +60,6 @@ _LISTINGS = 64
 
 
 @dataclass(slots=True)
-class _Outage:
-    until: float = 0.0
-    reported: bool = False
-
-
-@dataclass(slots=True)
 class _Pending:
     """What a waiting fetch knows about the blob it waits for."""
 
@@ -84,6 +79,8 @@ class MirrorSource(AsyncResource):
         settings: local cache and timeouts; `Settings.from_env()` when omitted.
         options: claim, wait and upload behaviour.
         bucket: an already-open `Bucket` (tests), instead of `url`.
+        clock: wall-clock time (claims are compared across nodes); replaceable in tests.
+        sleep: how to wait between looks at the bucket; replaceable in tests.
 
     Example:
         ```python
@@ -100,6 +97,8 @@ class MirrorSource(AsyncResource):
         settings: Settings | None = None,
         options: MirrorOptions | None = None,
         bucket: Bucket | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self.settings = check_instance("settings", settings, Settings) or Settings.from_env()
         self.options = check_instance("options", options, MirrorOptions) or MirrorOptions()
@@ -119,9 +118,10 @@ class MirrorSource(AsyncResource):
         self._limiter = anyio.CapacityLimiter(8)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._listings: OrderedDict[tuple[str, str, str], dict[str, RepoFile]] = OrderedDict()
-        self._outage = _Outage()
+        self._breaker = Breaker(self.options.retry_after, clock)
         self._stats = MirrorStats()
-        self._clock: Callable[[], float] = time.time  # wall clock: claims are compared across nodes
+        self._clock = clock  # wall clock: claims are compared across nodes
+        self._sleep = sleep
         self._last_problem = ""
 
     def __repr__(self) -> str:
@@ -141,20 +141,16 @@ class MirrorSource(AsyncResource):
         return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
 
     def _usable(self) -> bool:
-        if time.monotonic() < self._outage.until:
-            return False
-        if self._outage.reported:
+        verdict = self._breaker.check()
+        if verdict is Verdict.RETRY:
             log.warning("mirror %s: trying the bucket again", self.bucket.url)
-            self._outage.reported = False
-        return True
+        return verdict is not Verdict.SKIP
 
     def _failed(self, exc: BucketUnavailableError, action: str = "reading") -> None:
         """Count a bucket failure; skip the bucket for `retry_after` s, warning once per outage."""
         self._stats.bucket_errors += 1
         self._last_problem = f"{action} failed: {exc}"
-        self._outage.until = time.monotonic() + self.options.retry_after
-        if not self._outage.reported:
-            self._outage.reported = True
+        if self._breaker.trip():
             log.warning(
                 "mirror %s is unavailable (%s failed: %s); using upstream only for the next %.0f s",
                 self.bucket.url,
@@ -231,7 +227,7 @@ class MirrorSource(AsyncResource):
         local: ResolvedAsset | None = await self._run(self._link_local, ref, commit, entry)
         if local is not None:
             return local
-        pending = _Pending(deadline=time.monotonic() + self.options.max_wait)
+        pending = _Pending(deadline=self._clock() + self.options.max_wait)
         while self._usable():
             try:
                 found = await self._from_bucket(ref, commit, entry, progress)
@@ -259,7 +255,7 @@ class MirrorSource(AsyncResource):
             pending.waited = True
             self._stats.waits += 1
             log.info("mirror %s: another node is fetching %s; waiting for it", self.bucket.url, ref)
-        if time.monotonic() >= pending.deadline:
+        if self._clock() >= pending.deadline:
             log.warning(
                 "mirror %s: waited %.0f s for %s; fetching it here",
                 self.bucket.url,
@@ -267,7 +263,7 @@ class MirrorSource(AsyncResource):
                 ref,
             )
             return False
-        await anyio.sleep(pending.interval)
+        await self._sleep(pending.interval)
         pending.interval = min(pending.interval * 2, self.options.poll_interval)
         return True
 
