@@ -28,8 +28,9 @@ import anyio
 import anyio.to_thread
 from anyio.abc import AsyncResource
 
-from ._errors import AssetNotFoundError, InvalidRequestError, OfflineError
+from ._errors import AssetNotFoundError, InvalidRequestError, OfflineError, offline_miss
 from ._hfcache import CachedFile, CacheLayout, find_cached, is_marked_missing, list_cached
+from ._lru import Lru
 from ._memo import (
     DEFAULT_MAX_ENTRIES,
     DEFAULT_RECHECK,
@@ -133,7 +134,7 @@ class CachedSource(AsyncResource):
         self._host = TaskHost()
         self._flights: SingleFlight[ResolvedAsset] = SingleFlight(self._host)
         self._listing_flights: SingleFlight[RepoListing] = SingleFlight(self._host)
-        self._listings: dict[RepoRef, tuple[RepoListing, float]] = {}
+        self._listings: Lru[RepoRef, tuple[RepoListing, float]] = Lru(_MAX_LISTINGS)
         self._disk = anyio.CapacityLimiter(16)
         self._hits = self._disk_hits = self._misses = self._negative_hits = self._stale = 0
 
@@ -189,10 +190,7 @@ class CachedSource(AsyncResource):
                 self._memo.put_missing(ref, self._clock())
                 raise AssetNotFoundError(f"Fetching {ref}: the file does not exist at that commit.")
             if self.offline:
-                raise OfflineError(
-                    f"Fetching {ref}: offline mode is on and the file is not in the local cache "
-                    f"({self.settings.hub_cache}); unset HF_HUB_OFFLINE or fetch it once while online."
-                )
+                raise offline_miss(ref, self.settings.hub_cache)
         self._misses += 1
         try:
             asset = await self.inner.resolve(ref, progress=progress)
@@ -221,9 +219,7 @@ class CachedSource(AsyncResource):
         ):
             return remembered[0]
         listing = await self._listing_flights.run(repo, lambda _progress: self.inner.list_files(repo))
-        if len(self._listings) >= _MAX_LISTINGS:
-            self._listings.pop(next(iter(self._listings)))
-        self._listings[repo] = (listing, self._clock())
+        self._listings.put(repo, (listing, self._clock()))
         return listing
 
     async def aclose(self) -> None:

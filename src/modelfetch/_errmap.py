@@ -22,11 +22,11 @@ from ._errors import (
     FetchError,
     IntegrityError,
     InvalidRequestError,
-    OfflineError,
     RepoNotFoundError,
     RevisionNotFoundError,
     SourceUnavailableError,
     StorageError,
+    offline_miss,
 )
 from ._types import AssetRef, RepoRef
 
@@ -96,10 +96,7 @@ def _local_miss(exc: BaseException, ctx: ErrorContext) -> FetchError:
         # the status says what really happened.
         return _http_status(cause, ctx)
     if ctx.offline:
-        return OfflineError(
-            f"Fetching {ctx.what}: offline mode is on and the file is not in the local cache; "
-            "unset HF_HUB_OFFLINE or fetch it once while online."
-        )
+        return offline_miss(ctx.what)
     return SourceUnavailableError(
         f"Fetching {ctx.what}: the Hub could not be reached and the file is not cached; "
         "check the network and HF_ENDPOINT, then retry."
@@ -107,10 +104,7 @@ def _local_miss(exc: BaseException, ctx: ErrorContext) -> FetchError:
 
 
 def _offline(exc: BaseException, ctx: ErrorContext) -> FetchError:
-    return OfflineError(
-        f"Fetching {ctx.what}: offline mode is on and the file is not in the local cache; "
-        "unset HF_HUB_OFFLINE or fetch it once while online."
-    )
+    return offline_miss(ctx.what)
 
 
 def _bad_request(exc: BaseException, ctx: ErrorContext) -> FetchError:

@@ -90,3 +90,12 @@ class BlockingCallError(FetchError, RuntimeError):
 
     It would freeze that loop (or deadlock), so it is refused: `await` the async twin.
     """
+
+
+def offline_miss(what: object, cache: object | None = None) -> OfflineError:
+    """The one `OfflineError` for a file that offline mode cannot serve (say where we looked)."""
+    where = f" ({cache})" if cache is not None else ""
+    return OfflineError(
+        f"Fetching {what}: offline mode is on and the file is not in the local cache{where}; "
+        "unset HF_HUB_OFFLINE or fetch it once while online."
+    )

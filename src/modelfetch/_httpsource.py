@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,11 @@ from anyio.abc import AsyncResource
 
 from ._deadline import within_deadline
 from ._errmap import to_fetch_error
-from ._errors import FetchError, IntegrityError, OfflineError, StorageError
+from ._errors import FetchError, IntegrityError, OfflineError, StorageError, offline_miss
 from ._hfcache import ensure_room, find_cached
 from ._hubclient import HubClient
 from ._hubproto import FileMetadata, resolve_url, safe_blob_name
+from ._lru import Lru
 from ._partial import PartialBlob
 from ._progress import ProgressCallback, ProgressKind
 from ._retry import RetryPolicy
@@ -81,7 +81,7 @@ class HttpHubSource(AsyncResource):
         self._store = BlobStore(self.settings.hub_cache, self.settings.lock_timeout)
         self._disk = anyio.CapacityLimiter(16)
         # Files seen in commit-pinned listings: a pinned ref among them needs no HEAD.
-        self._known: OrderedDict[tuple[str, str, str], dict[str, RepoFile]] = OrderedDict()
+        self._known: Lru[tuple[str, str, str], dict[str, RepoFile]] = Lru(_KNOWN_COMMITS)
         self._client = HubClient(
             self.settings,
             retry=self.retry,
@@ -126,16 +126,14 @@ class HttpHubSource(AsyncResource):
             raise
         except Exception as exc:
             raise to_fetch_error(exc, self._client.context(repo)) from exc
-        self._known[(repo.repo_type, repo.repo_id, commit)] = {f.path: f for f in files}
-        while len(self._known) > _KNOWN_COMMITS:
-            self._known.popitem(last=False)
+        self._known.put((repo.repo_type, repo.repo_id, commit), {f.path: f for f in files})
         return RepoListing(repo, commit, tuple(sorted(files, key=lambda f: f.path)))
 
     def _listed(self, ref: AssetRef) -> FileMetadata | None:
         """Metadata from a listing of `ref`'s commit, when it is pinned and was listed."""
         if not ref.is_pinned:
             return None
-        entry = self._known.get((ref.repo_type, ref.repo_id, ref.revision), {}).get(ref.filename)
+        entry = (self._known.get((ref.repo_type, ref.repo_id, ref.revision)) or {}).get(ref.filename)
         if entry is None:
             return None
         return FileMetadata(ref.revision, entry.etag, entry.size, resolve_url(self.settings.endpoint, ref))
@@ -154,10 +152,7 @@ class HttpHubSource(AsyncResource):
             if cached is not None:
                 return ResolvedAsset(ref, cached.path, cached.commit, cached.size, cached.etag, Origin.DISK)
             if self.settings.offline:
-                raise OfflineError(
-                    f"Fetching {ref}: offline mode is on and the file is not in the local cache; "
-                    "unset HF_HUB_OFFLINE or fetch it once while online."
-                )
+                raise offline_miss(ref, self.settings.hub_cache)
 
         async def missing(commit: str) -> None:
             await self._thread(self._store.record_missing, ref, ref.revision, commit)

@@ -10,9 +10,9 @@ Freshness:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 
+from ._lru import Lru
 from ._types import AssetRef, Origin, ResolvedAsset
 from ._validate import check_positive_int, check_seconds
 
@@ -67,8 +67,8 @@ class Memo:
 
     def __init__(self, policy: CachePolicy) -> None:
         self.policy = policy
-        self._entries: OrderedDict[AssetRef, MemoEntry] = OrderedDict()
-        self._missing: dict[AssetRef, float] = {}
+        self._entries: Lru[AssetRef, MemoEntry] = Lru(policy.max_entries)
+        self._missing: Lru[AssetRef, float] = Lru(policy.max_entries)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -79,29 +79,23 @@ class Memo:
         if entry is None:
             return None
         if not is_fresh(ref.is_pinned, entry.stored_at, now, self.policy.ttl):
-            del self._entries[ref]
+            self._entries.pop(ref)
             return None
-        self._entries.move_to_end(ref)
         return entry
 
     def put(self, asset: ResolvedAsset, now: float) -> None:
         """Remember `asset` (as a memory hit from now on), evicting the least recently used."""
-        self._missing.pop(asset.ref, None)
-        self._entries[asset.ref] = MemoEntry(replace(asset, origin=Origin.MEMORY), now, now)
-        self._entries.move_to_end(asset.ref)
-        while len(self._entries) > self.policy.max_entries:
-            self._entries.popitem(last=False)
+        self._missing.pop(asset.ref)
+        self._entries.put(asset.ref, MemoEntry(replace(asset, origin=Origin.MEMORY), now, now))
 
     def forget(self, ref: AssetRef) -> None:
         """Drop whatever is remembered about `ref`."""
-        self._entries.pop(ref, None)
-        self._missing.pop(ref, None)
+        self._entries.pop(ref)
+        self._missing.pop(ref)
 
     def put_missing(self, ref: AssetRef, now: float) -> None:
         """Remember that `ref`'s file does not exist."""
-        self._missing[ref] = now
-        if len(self._missing) > self.policy.max_entries:
-            self._missing.pop(next(iter(self._missing)))
+        self._missing.put(ref, now)
 
     def is_missing(self, ref: AssetRef, now: float) -> bool:
         """Whether a remembered miss for `ref` still holds."""
@@ -110,5 +104,5 @@ class Memo:
             return False
         if ref.is_pinned or now - since < self.policy.negative_ttl:
             return True
-        del self._missing[ref]
+        self._missing.pop(ref)
         return False

@@ -19,7 +19,6 @@ import os
 import socket
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError, So
 from ._globs import filter_paths
 from ._hub import HubSource
 from ._hubproto import safe_blob_name
+from ._lru import Lru
 from ._mirroropts import MirrorOptions, MirrorStats
 from ._progress import ProgressCallback, ProgressKind
 from ._protocol import ModelAssetSource
@@ -117,7 +117,7 @@ class MirrorSource(AsyncResource):
         self._store = BlobStore(self.settings.hub_cache, self.settings.lock_timeout)
         self._limiter = anyio.CapacityLimiter(8)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._listings: OrderedDict[tuple[str, str, str], dict[str, RepoFile]] = OrderedDict()
+        self._listings: Lru[tuple[str, str, str], dict[str, RepoFile]] = Lru(_LISTINGS)
         self._breaker = Breaker(self.options.retry_after, clock)
         self._stats = MirrorStats()
         self._clock = clock  # wall clock: claims are compared across nodes
@@ -163,13 +163,10 @@ class MirrorSource(AsyncResource):
 
     def _remember(self, listing: RepoListing) -> None:
         key = (listing.repo.repo_type, listing.repo.repo_id, listing.commit)
-        self._listings[key] = {f.path: f for f in listing.files}
-        self._listings.move_to_end(key)
-        while len(self._listings) > _LISTINGS:
-            self._listings.popitem(last=False)
+        self._listings.put(key, {f.path: f for f in listing.files})
 
     def _known(self, ref: AssetRef, commit: str) -> RepoFile | None:
-        return self._listings.get((ref.repo_type, ref.repo_id, commit), {}).get(ref.filename)
+        return (self._listings.get((ref.repo_type, ref.repo_id, commit)) or {}).get(ref.filename)
 
     async def list_files(self, repo: RepoRef) -> RepoListing:
         """A commit's listing from the bucket when pinned and known there, else from upstream."""
