@@ -17,17 +17,15 @@ import httpx2
 from huggingface_hub import errors as hf
 
 from ._errors import (
-    AssetNotFoundError,
     AuthenticationError,
     FetchError,
     IntegrityError,
     InvalidRequestError,
-    RepoNotFoundError,
-    RevisionNotFoundError,
     SourceUnavailableError,
     StorageError,
     offline_miss,
 )
+from ._hubproto import error_for_status
 from ._types import AssetRef, RepoRef
 
 
@@ -50,20 +48,25 @@ def _status(exc: BaseException) -> int | None:
     return getattr(response, "status_code", None)
 
 
-def _repo_not_found(exc: BaseException, ctx: ErrorContext) -> FetchError:
-    repo = f"{ctx.what.repo_type} {ctx.what.repo_id}"
-    if ctx.has_token and _status(exc) == 401:
-        return AuthenticationError(
-            f"Fetching {ctx.what}: the Hub rejected the token for {repo}; check that HF_TOKEN is valid."
-        )
-    hint = "check the repo id and repo_type" + ("" if ctx.has_token else f"; if it is private, {_TOKEN_HINT}")
-    return RepoNotFoundError(f"Fetching {ctx.what}: {repo} was not found; {hint}.")
+def _hub_answer(code: str | None) -> _Builder:
+    """A builder that reads the answer's status (and the Hub's error code for this class) from
+    the one status table, `_hubproto.error_for_status`, so both sources word errors alike."""
+
+    def build(exc: BaseException, ctx: ErrorContext) -> FetchError:
+        response = getattr(exc, "response", None)
+        headers = dict(getattr(response, "headers", None) or {})
+        if code is not None:
+            headers["x-error-code"] = code
+        return error_for_status(_status(exc) or 404, headers, ctx.what, has_token=ctx.has_token)
+
+    return build
 
 
-def _gated(exc: BaseException, ctx: ErrorContext) -> FetchError:
-    return AuthenticationError(
-        f"Fetching {ctx.what}: {ctx.what.repo_id} is gated; accept its terms on the Hub and {_TOKEN_HINT}."
-    )
+_gated = _hub_answer("GatedRepo")
+_repo_not_found = _hub_answer("RepoNotFound")
+_revision = _hub_answer("RevisionNotFound")
+_remote_entry = _hub_answer("EntryNotFound")
+_http_status = _hub_answer(None)
 
 
 def _disabled(exc: BaseException, ctx: ErrorContext) -> FetchError:
@@ -74,19 +77,10 @@ def _no_token(exc: BaseException, ctx: ErrorContext) -> FetchError:
     return AuthenticationError(f"Fetching {ctx.what}: no usable token ({_first_line(exc)}); {_TOKEN_HINT}.")
 
 
-def _revision(exc: BaseException, ctx: ErrorContext) -> FetchError:
-    return RevisionNotFoundError(
-        f"Fetching {ctx.what}: revision {ctx.what.revision!r} does not exist; "
-        "check the branch, tag or commit id."
-    )
-
-
 def _entry(exc: BaseException, ctx: ErrorContext) -> FetchError:
     if isinstance(exc, hf.LocalEntryNotFoundError):
         return _local_miss(exc, ctx)
-    return AssetNotFoundError(
-        f"Fetching {ctx.what}: the file does not exist at that revision; check the filename."
-    )
+    return _remote_entry(exc, ctx)
 
 
 def _local_miss(exc: BaseException, ctx: ErrorContext) -> FetchError:
@@ -111,17 +105,6 @@ def _bad_request(exc: BaseException, ctx: ErrorContext) -> FetchError:
     return InvalidRequestError(
         f"Fetching {ctx.what}: the request was rejected as invalid ({_first_line(exc)})."
     )
-
-
-def _http_status(exc: BaseException, ctx: ErrorContext) -> FetchError:
-    status = _status(exc)
-    if status in (401, 403):
-        return AuthenticationError(
-            f"Fetching {ctx.what}: the Hub refused access (HTTP {status}); {_TOKEN_HINT}."
-        )
-    if status == 404:
-        return AssetNotFoundError(f"Fetching {ctx.what}: the Hub answered 404 Not Found.")
-    return SourceUnavailableError(f"Fetching {ctx.what}: the Hub answered HTTP {status}; retry later.")
 
 
 def _metadata(exc: BaseException, ctx: ErrorContext) -> FetchError:
