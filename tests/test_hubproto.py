@@ -9,6 +9,7 @@ import pytest
 import modelfetch
 from modelfetch import AssetRef, RepoRef
 from modelfetch._hubproto import (
+    classify,
     error_for_status,
     hash_kind,
     metadata_from_headers,
@@ -139,3 +140,31 @@ def test_content_range_and_planning() -> None:
     assert list(plan_ranges(35, 35, 10)) == []
     huge = plan_ranges(0, 2**50, 16 * 2**20)  # lazily: nothing built up front
     assert next(huge) == (0, 16 * 2**20 - 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "kind", "error"),
+    [
+        (200, {}, "ok", None),
+        (206, {}, "ok", None),
+        (302, {"location": "/x"}, "redirect", None),
+        (302, {}, "fail", modelfetch.SourceUnavailableError),
+        (429, {"retry-after": "7"}, "retry", modelfetch.SourceUnavailableError),
+        (503, {}, "retry", modelfetch.SourceUnavailableError),
+        (404, {"x-error-code": "EntryNotFound"}, "fail", modelfetch.AssetNotFoundError),
+        (401, {"x-error-code": "GatedRepo"}, "fail", modelfetch.AuthenticationError),
+        (403, {}, "fail", modelfetch.AuthenticationError),
+        (100, {}, "fail", modelfetch.SourceUnavailableError),
+    ],
+)
+def test_classify_reads_every_status_one_way(
+    status: int, headers: dict[str, str], kind: str, error: type[Exception] | None
+) -> None:
+    """classify: ok / redirect / retry (with Retry-After) / fail, with the error each means."""
+    outcome = classify(status, headers, AssetRef("org/model", "a.json"), has_token=False, now=0.0)
+    assert outcome.kind == kind
+    assert (type(outcome.error) if outcome.error else None) is error
+    if status == 429:
+        assert outcome.retry_after == 7.0
+    if kind == "redirect":
+        assert outcome.location == "/x"

@@ -20,17 +20,16 @@ import httpx
 from ._errmap import ErrorContext, to_fetch_error
 from ._errors import FetchError, IntegrityError, SourceUnavailableError
 from ._hubproto import (
-    RETRYABLE_STATUS,
     FileMetadata,
+    Outcome,
     check_listing,
     checked_commit,
+    classify,
     commit_from_revision_info,
     decode_json,
-    error_for_status,
     files_from_tree_page,
     metadata_from_headers,
     not_hub_json,
-    parse_retry_after,
     redirect_target,
     resolve_url,
     revision_url,
@@ -144,19 +143,20 @@ class HubClient:
         async def once() -> httpx.Response:
             request = self._client.build_request(method, url, headers=self.headers_for(url))
             response = await read_capped(await self._client.send(request, stream=True), MAX_API_BODY)
-            if response.status_code in RETRYABLE_STATUS:
-                raise self.retry_for(response, what)
+            outcome = self.classify(response, what)
+            if outcome.kind == "retry":
+                raise Retry(f"HTTP {response.status_code}", _error(outcome), outcome.retry_after)
             if not allow_status and response.is_error:
-                raise error_for_status(response.status_code, response.headers, what, has_token=self.has_token)
+                raise _error(outcome)
             return response
 
         return await self.retrying(what, once)
 
-    def retry_for(self, response: httpx.Response, what: AssetRef | RepoRef) -> Retry:
-        """The `Retry` a retryable answer means (its final error, its `Retry-After`)."""
-        final = error_for_status(response.status_code, response.headers, what, has_token=self.has_token)
-        after = parse_retry_after(response.headers.get("retry-after"), time.time())
-        return Retry(f"HTTP {response.status_code}", final, after)
+    def classify(self, response: httpx.Response, what: AssetRef | RepoRef) -> Outcome:
+        """What `response` means (`_hubproto.classify`, with this client's token state)."""
+        return classify(
+            response.status_code, response.headers, what, has_token=self.has_token, now=time.time()
+        )
 
     # ---- the API -------------------------------------------------------------------------
 
@@ -216,14 +216,10 @@ class HubClient:
             if response.is_redirect and location and same_origin(redirect_target(url, location), endpoint):
                 url = redirect_target(url, location)
                 continue
-            if response.is_redirect and not location:
-                raise SourceUnavailableError(
-                    f"Fetching {ref}: {endpoint} answered HTTP {response.status_code} without a Location; "
-                    "check that HF_ENDPOINT is a Hub-compatible server."
-                )
-            if response.is_redirect or response.is_success:
+            outcome = self.classify(response, ref)
+            if outcome.kind in ("ok", "redirect"):  # a redirect to another origin carries the metadata
                 return self._metadata_from(response, url, ref)
-            error = error_for_status(response.status_code, response.headers, ref, has_token=self.has_token)
+            error = _error(outcome)
             commit = response.headers.get("x-repo-commit")
             if response.headers.get("x-error-code") == "EntryNotFound" and commit:
                 pinned = ref.revision if ref.is_pinned else None
@@ -282,7 +278,8 @@ class BodyStream:
         raise SourceUnavailableError(f"Fetching {self._ref}: more than {MAX_REDIRECTS} redirects.")
 
     async def _refuse_unless_body(self, response: httpx.Response) -> None:
-        if response.is_success:
+        outcome = self._client.classify(response, self._ref)
+        if outcome.kind == "ok":
             encoding = response.headers.get("content-encoding", "identity").strip().lower()
             if encoding in ("", "identity"):
                 return
@@ -292,20 +289,22 @@ class BodyStream:
                 f"{encoding[:40]!r} although identity was asked for; nothing was written."
             )
         await response.aclose()
-        if response.status_code in RETRYABLE_STATUS:
-            raise self._client.retry_for(response, self._ref)
-        if response.is_error:
-            raise error_for_status(
-                response.status_code, response.headers, self._ref, has_token=self._client.has_token
+        if outcome.kind == "retry":
+            raise Retry(f"HTTP {response.status_code}", _error(outcome), outcome.retry_after)
+        if outcome.kind == "redirect":  # a 3xx httpx does not follow (300, 304, 305): not a body
+            raise SourceUnavailableError(
+                f"Fetching {self._ref}: the server answered HTTP {response.status_code} instead of the file."
             )
-        raise SourceUnavailableError(  # a 3xx without Location, a 1xx: not a body
-            f"Fetching {self._ref}: the server answered HTTP {response.status_code} "
-            f"{'without a Location' if response.is_redirect else 'instead of the file'}."
-        )
+        raise _error(outcome)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._response is not None:
             await self._response.aclose()
+
+
+def _error(outcome: Outcome) -> FetchError:
+    assert outcome.error is not None  # "retry" and "fail" always carry one
+    return outcome.error
 
 
 async def read_capped(response: httpx.Response, cap: int) -> httpx.Response:

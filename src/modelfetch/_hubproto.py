@@ -215,6 +215,46 @@ def error_for_status(
     return SourceUnavailableError(f"Fetching {what}: unexpected HTTP {status} from the server.")
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one HTTP answer means for the request that got it (see `classify`).
+
+    Attributes:
+        kind: "ok" (2xx), "redirect" (3xx with a Location), "retry" (408, 429, 5xx) or
+            "fail" (anything else).
+        error: for "retry", the error to raise once retries run out; for "fail", the error.
+        retry_after: for "retry", the server's `Retry-After` in seconds, if it sent one.
+        location: for "redirect", the `Location` header as sent.
+    """
+
+    kind: str
+    error: FetchError | None = None
+    retry_after: float | None = None
+    location: str | None = None
+
+
+def classify(
+    status: int, headers: Mapping[str, str], what: AssetRef | RepoRef, *, has_token: bool, now: float
+) -> Outcome:
+    """The one reading of an HTTP status for every request we make. Pure."""
+    if 200 <= status < 300:
+        return Outcome("ok")
+    if status in RETRYABLE_STATUS:
+        after = parse_retry_after(headers.get("retry-after"), now)
+        return Outcome("retry", error_for_status(status, headers, what, has_token=has_token), after)
+    if 300 <= status < 400:
+        location = headers.get("location")
+        if location:
+            return Outcome("redirect", location=location)
+        return Outcome(
+            "fail",
+            SourceUnavailableError(f"Fetching {what}: the server answered HTTP {status} without a Location."),
+        )
+    if status >= 400:
+        return Outcome("fail", error_for_status(status, headers, what, has_token=has_token))
+    return Outcome("fail", SourceUnavailableError(f"Fetching {what}: the server answered HTTP {status}."))
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), or None."""
     if not value:
