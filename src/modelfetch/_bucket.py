@@ -38,9 +38,12 @@ def to_fetch_error(exc: BucketUnavailableError, what: str) -> FetchError:
     """The `FetchError` a caller sees when the bucket itself was the job (say, a push)."""
     if exc.denied:
         return AuthenticationError(
-            f"{what}: the bucket refused the credentials ({exc}); check AWS_* variables."
+            f"{what}: the bucket refused the credentials ({exc}); check the AWS_* variables, then push again."
         )
-    return SourceUnavailableError(f"{what}: the mirror bucket is unavailable ({exc}).")
+    return SourceUnavailableError(
+        f"{what}: the mirror bucket is unavailable ({exc}); check the bucket URL, endpoint and "
+        "credentials, then push again."
+    )
 
 
 def _obstore() -> Any:

@@ -19,7 +19,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from anyio.abc import AsyncResource
 
 from ._breaker import Breaker, Verdict
 from ._bucket import Bucket, BucketUnavailableError
+from ._bucket import to_fetch_error as bucket_error
 from ._bucketkeys import (
     blob_key,
     decode_entry,
@@ -41,7 +43,7 @@ from ._bucketkeys import (
 )
 from ._claims import HeldClaim, release, renew, try_claim
 from ._errmap import ErrorContext, to_fetch_error
-from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError, SourceUnavailableError
+from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError
 from ._globs import filter_paths
 from ._hub import HubSource
 from ._hubproto import safe_blob_name
@@ -122,7 +124,6 @@ class MirrorSource(AsyncResource):
         self._stats = MirrorStats()
         self._clock = clock  # wall clock: claims are compared across nodes
         self._sleep = sleep
-        self._last_problem = ""
 
     def __repr__(self) -> str:
         return f"MirrorSource({self.bucket.url!r}, upstream={self.upstream!r})"
@@ -149,7 +150,6 @@ class MirrorSource(AsyncResource):
     def _failed(self, exc: BucketUnavailableError, action: str = "reading") -> None:
         """Count a bucket failure; skip the bucket for `retry_after` s, warning once per outage."""
         self._stats.bucket_errors += 1
-        self._last_problem = f"{action} failed: {exc}"
         if self._breaker.trip():
             log.warning(
                 "mirror %s is unavailable (%s failed: %s); using upstream only for the next %.0f s",
@@ -344,14 +344,21 @@ class MirrorSource(AsyncResource):
         The blob may have landed between our look at the bucket and winning the claim (its
         uploader released the claim just then), so look once more before going upstream.
         """
-        try:
+        async with self._holding(held, ref):
             landed = await self._from_bucket(ref, commit, entry, progress)
             if landed is not None:
                 return landed
+            got = await self._from_upstream(ref, commit, progress)
+            await self._push_blob(ref, commit, entry, got.path)
+        return got
+
+    @asynccontextmanager
+    async def _holding(self, held: HeldClaim, ref: AssetRef) -> AsyncIterator[None]:
+        """Keep `held` renewed while the block runs; release it (shielded) however the block ends."""
+        try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._keep_renewing, held)
-                got = await self._from_upstream(ref, commit, progress)
-                await self._push_blob(ref, commit, entry, got.path)
+                yield
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
@@ -359,7 +366,6 @@ class MirrorSource(AsyncResource):
                     await self._run(release, self.bucket, held)
                 except BucketUnavailableError as exc:
                     log.warning("mirror %s: could not release the claim on %s: %s", self.bucket.url, ref, exc)
-        return got
 
     async def _keep_renewing(self, held: HeldClaim | None) -> None:
         while held is not None:
@@ -381,9 +387,15 @@ class MirrorSource(AsyncResource):
 
     # ---- write-back --------------------------------------------------------------------
 
-    async def _push_blob(self, ref: AssetRef, commit: str, entry: RepoFile, path: Path) -> None:
-        """Upload the blob (unless present) and its manifest entry; failures are logged, not raised."""
-        if not self.options.write_back:
+    async def _push_blob(
+        self, ref: AssetRef, commit: str, entry: RepoFile, path: Path, *, strict: bool = False
+    ) -> None:
+        """Upload the blob (unless present) and its manifest entry.
+
+        Failures are logged and counted; with `strict` (a push, which writes even when
+        write-back is off) they are raised.
+        """
+        if not self.options.write_back and not strict:
             return
         sent = [0]
 
@@ -400,17 +412,21 @@ class MirrorSource(AsyncResource):
             anyio.from_thread.check_cancelled()
             sent[0] += n
 
-        if await self._write_back(upload):  # counters change on the loop thread only
+        if await self._write_back(upload, strict=strict):  # counters change on the loop thread only
             self._stats.uploads += 1
             self._stats.upload_bytes += sent[0]
 
-    async def _write_back(self, func: Callable[..., Any], *args: Any) -> Any:
-        """`func(*args)` in a worker thread; its result, or None after a logged, counted failure."""
+    async def _write_back(self, func: Callable[..., Any], *args: Any, strict: bool = False) -> Any:
+        """`func(*args)` in a worker thread; its result, or None after a logged, counted failure.
+
+        With `strict` (a push, whose whole job is the write) the failure is raised instead.
+        """
         try:
             return await self._run(func, *args)
         except (BucketUnavailableError, OSError) as exc:
+            if strict:
+                raise
             self._stats.upload_failures += 1
-            self._last_problem = f"write-back failed: {exc}"
             if isinstance(exc, BucketUnavailableError):
                 self._failed(exc, "write-back (the fetch itself succeeded)")
             else:
@@ -436,21 +452,25 @@ class MirrorSource(AsyncResource):
             The listing of the commit that was pushed (every file, kept or not).
 
         Raises:
-            SourceUnavailableError: the bucket could not be written (the warnings say why).
+            SourceUnavailableError: the bucket could not be written (the message says why).
+            AuthenticationError: the bucket refused the credentials.
+            StorageError: a local file could not be read for the upload.
         """
-        before = self.stats()
+        what = f"Pushing {repo} to {self.bucket.url}"
         listing = await self.list_files(repo)
         pinned = RepoRef(repo.repo_id, listing.commit, repo.repo_type)
         by_path = {f.path: f for f in listing.files}
-        for path in filter_paths(by_path, include, exclude):
-            got = await self.resolve(pinned.asset(path))
-            if safe_blob_name(by_path[path].etag):
-                await self._push_blob(got.ref, listing.commit, by_path[path], got.path)
-        after = self.stats()
-        failed = after.upload_failures - before.upload_failures + after.bucket_errors - before.bucket_errors
-        if failed:
-            raise SourceUnavailableError(
-                f"Pushing {pinned} to {self.bucket.url}: {failed} bucket operations failed "
-                f"(last: {self._last_problem}); check the bucket URL, endpoint and credentials; push again."
-            )
+        try:
+            for path in filter_paths(by_path, include, exclude):
+                got = await self.resolve(pinned.asset(path))
+                if safe_blob_name(by_path[path].etag):
+                    await self._push_blob(got.ref, listing.commit, by_path[path], got.path, strict=True)
+            if all(safe_blob_name(f.etag) for f in listing.files):  # the manifest, after the content
+                await self._run(
+                    self.bucket.create, listing_key(pinned, listing.commit), encode_listing(listing)
+                )
+        except BucketUnavailableError as exc:
+            raise bucket_error(exc, what) from None
+        except OSError as exc:
+            raise to_fetch_error(exc, ErrorContext(pinned)) from exc
         return listing
