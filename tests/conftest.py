@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+import modelfetch
 from modelfetch import Settings
 from modelfetch.testing import FakeHub
 
@@ -26,3 +28,10 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
 def settings(fake_hub: FakeHub, tmp_path: Path) -> Settings:
     """Settings aimed at the test's FakeHub and a fresh cache, independent of the environment."""
     return Settings.from_env({}, endpoint=fake_hub.endpoint, hub_cache=tmp_path / "cache", state_dir=tmp_path)
+
+
+@pytest.fixture
+async def default_env(hub_env: FakeHub) -> AsyncIterator[FakeHub]:
+    """`hub_env`, with the event loop's default source closed when the test ends."""
+    yield hub_env
+    await modelfetch.aclose_default_source()

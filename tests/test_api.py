@@ -13,13 +13,10 @@ from modelfetch import HubSource, Settings, SnapshotError
 from modelfetch.testing import FakeHub, Fault, MemorySource
 
 
-async def test_fetch_uses_the_environment_by_default(hub_env: FakeHub, tmp_path: Path) -> None:
+async def test_fetch_uses_the_environment_by_default(default_env: FakeHub, tmp_path: Path) -> None:
     """With no source, fetch reads HF_* and lands the file where huggingface_hub looks."""
-    hub_env.add_file("org/model", "config.json", b'{"x": 1}')
-    try:
-        path = await modelfetch.fetch("org/model", "config.json")
-    finally:
-        await modelfetch.aclose_default_source()
+    default_env.add_file("org/model", "config.json", b'{"x": 1}')
+    path = await modelfetch.fetch("org/model", "config.json")
     assert path.is_relative_to(tmp_path / "hf-home" / "hub")
     assert path.read_bytes() == b'{"x": 1}'
     assert try_to_load_from_cache("org/model", "config.json") == str(path)

@@ -192,14 +192,11 @@ async def test_fetch_safetensors_cancelled_while_another_shares_its_files(
     assert model.shards[0].read_bytes() == data
 
 
-async def test_default_source_first_waiter_cancelled(hub_env: FakeHub) -> None:
+async def test_default_source_first_waiter_cancelled(default_env: FakeHub) -> None:
     """The per-event-loop default source behaves the same: the cancelled starter returns at once."""
     data = os.urandom(4 * MiB)
-    hold = _held_model(hub_env, data)
-    try:
-        path = await _first_waiter_cancelled(lambda p: modelfetch.fetch("org/model", BIG, progress=p), hold)
-    finally:
-        await modelfetch.aclose_default_source()
+    hold = _held_model(default_env, data)
+    path = await _first_waiter_cancelled(lambda p: modelfetch.fetch("org/model", BIG, progress=p), hold)
     assert isinstance(path, Path)
     assert path.read_bytes() == data
 
