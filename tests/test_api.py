@@ -106,3 +106,46 @@ async def test_snapshot_progress_carries_totals(fake_hub: FakeHub, settings: Set
     finished = [e for e in events if e.kind is modelfetch.ProgressKind.FINISHED]
     assert {e.ref.filename for e in finished} == set(files)
     assert max(e.snapshot_done or 0 for e in events) == 8002
+
+
+_FIRST_FETCH = """
+import asyncio, importlib.abc, sys, threading
+
+loop_thread = threading.get_ident()
+importing_threads = []
+
+
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "huggingface_hub":
+            importing_threads.append(threading.get_ident())
+        return None
+
+
+sys.meta_path.insert(0, Watch())
+import modelfetch
+
+
+async def main():
+    try:
+        await modelfetch.fetch("org/model", "config.json")
+    except modelfetch.OfflineError:
+        pass
+    await modelfetch.aclose_default_source()
+
+
+asyncio.run(main())
+print("loop" if loop_thread in importing_threads else "worker" if importing_threads else "never")
+"""
+
+
+def test_the_first_default_fetch_imports_the_hub_client_off_the_loop(tmp_path: Path) -> None:
+    """Building the default stack imports huggingface_hub in a worker thread, not on the event loop."""
+    import subprocess
+    import sys
+
+    env = {"HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_FETCH], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "worker", done.stderr

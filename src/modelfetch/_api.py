@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from ._default import default_source
+from ._default import default_source, preload_default_stack
 from ._errors import AssetNotFoundError, FetchError, InvalidRequestError, SnapshotError
 from ._globs import filter_paths
 from ._progress import ProgressCallback, SnapshotProgress
@@ -53,7 +53,7 @@ async def fetch(
         ```
     """
     ref = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type).asset(filename)
-    src = pick_source(source, progress)
+    src = await pick_source(source, progress)
     resolved = await src.resolve(ref, progress=progress)
     return resolved.path
 
@@ -97,7 +97,7 @@ async def snapshot(
     repo = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type)
     check_positive_int("max_workers", max_workers)
     check_patterns(include, exclude)
-    src = pick_source(source, progress)
+    src = await pick_source(source, progress)
     listing = await src.list_files(repo)
     names = filter_paths([f.path for f in listing.files], include, exclude)
     if not names:
@@ -154,11 +154,16 @@ async def fetch_many(
     return paths
 
 
-def pick_source(source: ModelAssetSource | None, progress: ProgressCallback | None) -> ModelAssetSource:
-    """The source an entry point uses: `source` (checked), else the event loop's default."""
+async def pick_source(source: ModelAssetSource | None, progress: ProgressCallback | None) -> ModelAssetSource:
+    """The source an entry point uses: `source` (checked), else the event loop's default.
+
+    Building the default stack the first time imports huggingface_hub (half a second or
+    more); that import runs in a worker thread, never on the event loop.
+    """
     if progress is not None and not callable(progress):
         raise InvalidRequestError(f"progress must be a callable taking a ProgressEvent, not {progress!r}.")
     if source is None:
+        await preload_default_stack()
         return default_source()
     check_source("source", source)
     return source

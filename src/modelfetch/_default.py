@@ -7,6 +7,10 @@ portal loop) shares another. Both use the same on-disk cache.
 
 from __future__ import annotations
 
+import importlib
+import sys
+
+import anyio.to_thread
 from anyio.lowlevel import RunVar
 
 from ._cache import CachedSource
@@ -51,6 +55,24 @@ def hub_source(backend: str, settings: Settings) -> ModelAssetSource:
 
         return HttpHubSource(settings)
     raise InvalidRequestError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
+
+
+_STACK_MODULES = ("modelfetch._hub", "modelfetch._httpsource")
+
+
+async def preload_default_stack() -> None:
+    """Import what the default stack needs (huggingface_hub, httpx) in a worker thread, once.
+
+    `import modelfetch` stays light, so the first fetch would otherwise import them on the
+    event loop: half a second or more with every task on the loop frozen.
+    """
+    if any(name not in sys.modules for name in _STACK_MODULES):
+        await anyio.to_thread.run_sync(_import_all)
+
+
+def _import_all() -> None:
+    for name in _STACK_MODULES:
+        importlib.import_module(name)
 
 
 def default_source() -> ModelAssetSource:

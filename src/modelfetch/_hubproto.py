@@ -303,7 +303,7 @@ def decode_json(body: bytes, content_type: str, *, endpoint: str, what: object, 
         return json.loads(body)
     except (ValueError, RecursionError):
         snippet = body[:60].decode("utf-8", "replace")
-        kind = content_type or "no Content-Type"
+        kind = content_type[:80] or "no Content-Type"
         raise not_hub_json(endpoint, what, url, f"{len(body)} bytes of {kind} starting {snippet!r}") from None
 
 

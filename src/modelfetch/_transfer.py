@@ -120,7 +120,7 @@ def check_range(ref: AssetRef, response: httpx.Response, first: int, last: int |
     span = parse_content_range(response.headers.get("content-range"))
     # It must start where asked and end no later; a shorter range is followed up by the caller.
     if span is None or span[0] != first or (last is not None and span[1] > last):
-        sent = response.headers.get("content-range", "no Content-Range")
+        sent = response.headers.get("content-range", "no Content-Range")[:80]
         wrong = SourceUnavailableError(
             f"Fetching {ref}: asked for bytes {first}-{last}, the server sent {sent!r}."
         )

@@ -80,7 +80,7 @@ async def fetch_safetensors(
     check_positive_int("max_workers", max_workers)
     if not isinstance(subfolder, str):
         raise InvalidRequestError(f"subfolder must be a string, not {subfolder!r}.")
-    src = pick_source(source, progress)
+    src = await pick_source(source, progress)
     listing = await src.list_files(RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type))
     names = {f.path for f in listing.files}
     prefix = f"{subfolder.strip('/')}/" if subfolder.strip("/") else ""
