@@ -24,7 +24,7 @@ from modelfetch import (
     Settings,
     TransferOptions,
 )
-from modelfetch._memo import CachePolicy
+from modelfetch._cached.memo import CachePolicy
 from modelfetch.testing import FakeHub, MemorySource
 
 BAD_CONSTRUCTORS: dict[str, tuple[Callable[[], object], str]] = {

@@ -27,7 +27,7 @@ from modelfetch import (
     ProgressKind,
     Settings,
 )
-from modelfetch._bucket import Bucket
+from modelfetch._mirror.bucket import Bucket
 from modelfetch.testing import FakeHub, Fault
 
 MiB = 1024 * 1024

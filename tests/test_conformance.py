@@ -20,7 +20,7 @@ from modelfetch import (
     ModelAssetSource,
     Settings,
 )
-from modelfetch._bucket import Bucket
+from modelfetch._mirror.bucket import Bucket
 from modelfetch.testing import FakeHub, MemorySource, check_source
 
 FILES = {"config.json": b'{"a": 1}', "sub/tokenizer.json": b"{}", "model.safetensors": b"w" * 70_000}

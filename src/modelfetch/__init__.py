@@ -14,55 +14,55 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._api import fetch as fetch
 from ._api import snapshot as snapshot
-from ._cache import CachedSource as CachedSource
-from ._cache import CacheStats as CacheStats
-from ._chain import ChainSource as ChainSource
+from ._cached.source import CachedSource as CachedSource
+from ._cached.source import CacheStats as CacheStats
+from ._core.errors import AssetNotFoundError as AssetNotFoundError
+from ._core.errors import AuthenticationError as AuthenticationError
+from ._core.errors import BlockingCallError as BlockingCallError
+from ._core.errors import FetchError as FetchError
+from ._core.errors import IntegrityError as IntegrityError
+from ._core.errors import InvalidRequestError as InvalidRequestError
+from ._core.errors import OfflineError as OfflineError
+from ._core.errors import RepoNotFoundError as RepoNotFoundError
+from ._core.errors import RevisionNotFoundError as RevisionNotFoundError
+from ._core.errors import SnapshotError as SnapshotError
+from ._core.errors import SourceUnavailableError as SourceUnavailableError
+from ._core.errors import StorageError as StorageError
+from ._core.progress import ProgressCallback as ProgressCallback
+from ._core.progress import ProgressEvent as ProgressEvent
+from ._core.progress import ProgressKind as ProgressKind
+from ._core.protocol import ModelAssetSource as ModelAssetSource
+from ._core.retry import RetryPolicy as RetryPolicy
+from ._core.settings import Settings as Settings
+from ._core.types import AssetRef as AssetRef
+from ._core.types import Origin as Origin
+from ._core.types import RepoFile as RepoFile
+from ._core.types import RepoListing as RepoListing
+from ._core.types import RepoRef as RepoRef
+from ._core.types import ResolvedAsset as ResolvedAsset
 from ._default import aclose_default_source as aclose_default_source
-from ._errors import AssetNotFoundError as AssetNotFoundError
-from ._errors import AuthenticationError as AuthenticationError
-from ._errors import BlockingCallError as BlockingCallError
-from ._errors import FetchError as FetchError
-from ._errors import IntegrityError as IntegrityError
-from ._errors import InvalidRequestError as InvalidRequestError
-from ._errors import OfflineError as OfflineError
-from ._errors import RepoNotFoundError as RepoNotFoundError
-from ._errors import RevisionNotFoundError as RevisionNotFoundError
-from ._errors import SnapshotError as SnapshotError
-from ._errors import SourceUnavailableError as SourceUnavailableError
-from ._errors import StorageError as StorageError
-from ._localdir import LocalDirSource as LocalDirSource
-from ._mirroropts import MirrorOptions as MirrorOptions
-from ._mirroropts import MirrorStats as MirrorStats
-from ._progress import ProgressCallback as ProgressCallback
-from ._progress import ProgressEvent as ProgressEvent
-from ._progress import ProgressKind as ProgressKind
-from ._protocol import ModelAssetSource as ModelAssetSource
-from ._retry import RetryPolicy as RetryPolicy
-from ._settings import Settings as Settings
+from ._local.chain import ChainSource as ChainSource
+from ._local.localdir import LocalDirSource as LocalDirSource
+from ._mirror.options import MirrorOptions as MirrorOptions
+from ._mirror.options import MirrorStats as MirrorStats
 from ._sync import fetch_sync as fetch_sync
 from ._sync import shutdown_sync as shutdown_sync
 from ._sync import snapshot_sync as snapshot_sync
-from ._types import AssetRef as AssetRef
-from ._types import Origin as Origin
-from ._types import RepoFile as RepoFile
-from ._types import RepoListing as RepoListing
-from ._types import RepoRef as RepoRef
-from ._types import ResolvedAsset as ResolvedAsset
 from ._version import __version__ as __version__
 from ._weights import SafetensorsModel as SafetensorsModel
 from ._weights import fetch_safetensors as fetch_safetensors
 
 if _TYPE_CHECKING:  # imported on first use (below), so `import modelfetch` stays light
-    from ._httpsource import HttpHubSource as HttpHubSource
-    from ._hub import HubSource as HubSource
-    from ._mirror import MirrorSource as MirrorSource
-    from ._transfer import TransferOptions as TransferOptions
+    from ._http.source import HttpHubSource as HttpHubSource
+    from ._http.transfer import TransferOptions as TransferOptions
+    from ._hub.source import HubSource as HubSource
+    from ._mirror.source import MirrorSource as MirrorSource
 
 _LAZY = {
-    "HttpHubSource": "._httpsource",
-    "HubSource": "._hub",
-    "MirrorSource": "._mirror",
-    "TransferOptions": "._transfer",
+    "HttpHubSource": "._http.source",
+    "HubSource": "._hub.source",
+    "MirrorSource": "._mirror.source",
+    "TransferOptions": "._http.transfer",
 }
 """Names whose modules import huggingface_hub, httpx2 or httpx: loaded when first used.
 

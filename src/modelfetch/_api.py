@@ -8,13 +8,13 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from ._core.errors import AssetNotFoundError, FetchError, InvalidRequestError, SnapshotError
+from ._core.globs import filter_paths
+from ._core.progress import ProgressCallback, SnapshotProgress
+from ._core.protocol import ModelAssetSource
+from ._core.types import DEFAULT_REVISION, RepoRef
+from ._core.validate import RepoType, check_positive_int, check_source
 from ._default import default_source, preload_default_stack
-from ._errors import AssetNotFoundError, FetchError, InvalidRequestError, SnapshotError
-from ._globs import filter_paths
-from ._progress import ProgressCallback, SnapshotProgress
-from ._protocol import ModelAssetSource
-from ._types import DEFAULT_REVISION, RepoRef
-from ._validate import RepoType, check_positive_int, check_source
 
 DEFAULT_SNAPSHOT_WORKERS = 8
 

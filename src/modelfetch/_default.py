@@ -13,10 +13,10 @@ import sys
 import anyio.to_thread
 from anyio.lowlevel import RunVar
 
-from ._cache import CachedSource
-from ._errors import InvalidRequestError
-from ._protocol import ModelAssetSource
-from ._settings import Settings
+from ._cached.source import CachedSource
+from ._core.errors import InvalidRequestError
+from ._core.protocol import ModelAssetSource
+from ._core.settings import Settings
 
 _DEFAULT: RunVar[ModelAssetSource | None] = RunVar("modelfetch_default_source", default=None)
 
@@ -35,7 +35,7 @@ def build_default_source(settings: Settings | None = None, *, backend: str = "th
     settings = settings if settings is not None else Settings.from_env()
     hub = hub_source(backend, settings)
     if settings.mirror_url:
-        from ._mirror import MirrorSource  # noqa: PLC0415 - needs the optional obstore
+        from ._mirror.source import MirrorSource  # noqa: PLC0415 - needs the optional obstore
 
         return CachedSource(MirrorSource(settings=settings, upstream=hub), settings=settings)
     return CachedSource(hub, settings=settings)
@@ -47,17 +47,17 @@ def hub_source(backend: str, settings: Settings) -> ModelAssetSource:
     Imported here, after `settings` were read: huggingface_hub reads `HF_*` at import.
     """
     if backend == "threads":
-        from ._hub import HubSource  # noqa: PLC0415
+        from ._hub.source import HubSource  # noqa: PLC0415
 
         return HubSource(settings)
     if backend == "httpx":
-        from ._httpsource import HttpHubSource  # noqa: PLC0415
+        from ._http.source import HttpHubSource  # noqa: PLC0415
 
         return HttpHubSource(settings)
     raise InvalidRequestError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
 
 
-_STACK_MODULES = ("modelfetch._hub", "modelfetch._httpsource")
+_STACK_MODULES = ("modelfetch._hub.source", "modelfetch._http.source")
 
 
 async def preload_default_stack() -> None:

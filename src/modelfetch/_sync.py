@@ -19,12 +19,12 @@ from pathlib import Path
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._api import DEFAULT_SNAPSHOT_WORKERS, fetch, snapshot
+from ._core.errors import BlockingCallError
+from ._core.progress import ProgressCallback
+from ._core.protocol import ModelAssetSource
+from ._core.service import running_backend
+from ._core.validate import RepoType
 from ._default import aclose_default_source
-from ._errors import BlockingCallError
-from ._progress import ProgressCallback
-from ._protocol import ModelAssetSource
-from ._service import running_backend
-from ._validate import RepoType
 
 _lock = threading.Lock()
 _portal: BlockingPortal | None = None

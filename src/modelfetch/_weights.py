@@ -10,11 +10,11 @@ import anyio
 import anyio.to_thread
 
 from ._api import fetch_many, pick_source
-from ._errors import AssetNotFoundError, IntegrityError, InvalidRequestError
-from ._progress import ProgressCallback
-from ._protocol import ModelAssetSource
-from ._types import DEFAULT_REVISION, RepoRef
-from ._validate import RepoType, check_positive_int
+from ._core.errors import AssetNotFoundError, IntegrityError, InvalidRequestError
+from ._core.progress import ProgressCallback
+from ._core.protocol import ModelAssetSource
+from ._core.types import DEFAULT_REVISION, RepoRef
+from ._core.validate import RepoType, check_positive_int
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"

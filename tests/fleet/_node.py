@@ -27,7 +27,7 @@ import anyio
 
 import modelfetch
 from modelfetch import CachedSource, HttpHubSource, MirrorOptions, MirrorSource
-from modelfetch import _bucket as bucket_module
+from modelfetch._mirror import bucket as bucket_module
 
 MiB = 1024 * 1024
 

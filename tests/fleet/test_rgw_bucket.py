@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from modelfetch._bucket import Bucket
-from modelfetch._bucketkeys import Claim
-from modelfetch._claims import HeldClaim, try_claim
+from modelfetch._mirror.bucket import Bucket
+from modelfetch._mirror.claims import HeldClaim, try_claim
+from modelfetch._mirror.keys import Claim
 
 from .conftest import Gateway
 

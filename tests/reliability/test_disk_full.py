@@ -10,7 +10,7 @@ import pytest
 
 import modelfetch
 from modelfetch import AssetRef, HttpHubSource, Settings, TransferOptions
-from modelfetch import _partial as partial_module
+from modelfetch._store import partial as partial_module
 from modelfetch.testing import FakeHub
 
 from .conftest import Ledger

@@ -9,7 +9,7 @@ import pytest
 
 import modelfetch
 from modelfetch import AssetRef, CachedSource, HttpHubSource, HubSource, Settings
-from modelfetch._cli import main
+from modelfetch._cli.main import main
 from modelfetch.testing import FakeHub
 
 from .conftest import Ledger

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from modelfetch._hubproto import git_blob_id
+from modelfetch._hubapi.spec import git_blob_id
 
 from ._server import Answer, Request
 

@@ -19,8 +19,8 @@ from modelfetch import (
     Settings,
     TransferOptions,
 )
-from modelfetch._bucketkeys import decode_listing
-from modelfetch._hfcache import SWEEP_MIN_SIZE, remove_stale_partials
+from modelfetch._mirror.keys import decode_listing
+from modelfetch._store.layout import SWEEP_MIN_SIZE, remove_stale_partials
 
 from ._hub import COMMIT, MiniHub, is_head
 from ._server import Answer, Hostile, Request

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 import anyio
 
-from .._errors import AssetNotFoundError, FetchError, RepoNotFoundError
-from .._protocol import ModelAssetSource
-from .._types import AssetRef, RepoRef, ResolvedAsset
+from .._core.errors import AssetNotFoundError, FetchError, RepoNotFoundError
+from .._core.protocol import ModelAssetSource
+from .._core.types import AssetRef, RepoRef, ResolvedAsset
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 

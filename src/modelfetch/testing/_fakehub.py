@@ -13,7 +13,7 @@ from typing import BinaryIO, Literal
 
 import anyio.to_thread
 
-from .._validate import check_filename, check_repo_id, check_repo_type
+from .._core.validate import check_filename, check_repo_id, check_repo_type
 from ._faults import Fault, FaultRule
 from ._handler import HubCore, HubServer
 from ._hubstate import Entry, HubState, is_lfs_by_default

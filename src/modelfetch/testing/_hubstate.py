@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .._hubproto import git_blob_id
+from .._hubapi.spec import git_blob_id
 
 LFS_SUFFIXES = (
     ".safetensors",

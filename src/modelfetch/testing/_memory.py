@@ -12,16 +12,16 @@ from pathlib import Path
 import anyio.to_thread
 from anyio.abc import AsyncResource
 
-from .._errors import AssetNotFoundError, RepoNotFoundError, RevisionNotFoundError
-from .._hfcache import (
+from .._core.errors import AssetNotFoundError, RepoNotFoundError, RevisionNotFoundError
+from .._core.progress import ProgressCallback, ProgressEvent, ProgressKind, emit
+from .._core.settings import Settings
+from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from .._core.validate import check_filename, check_repo_id, check_repo_type
+from .._hubapi.spec import git_blob_id
+from .._store.blobstore import BlobStore
+from .._store.layout import (
     find_cached,
 )
-from .._hubproto import git_blob_id
-from .._progress import ProgressCallback, ProgressEvent, ProgressKind, emit
-from .._settings import Settings
-from .._store import BlobStore
-from .._types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
-from .._validate import check_filename, check_repo_id, check_repo_type
 
 
 @dataclass(slots=True)

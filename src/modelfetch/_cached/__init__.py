@@ -1,0 +1,1 @@
+"""`CachedSource`, the async cache layer: single flight, memo, disk fast path, offline."""

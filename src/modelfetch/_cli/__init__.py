@@ -1,0 +1,1 @@
+"""The `modelfetch` command: argument parsing and output (`main`), progress bars, the demo."""

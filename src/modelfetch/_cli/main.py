@@ -1,0 +1,232 @@
+"""The `modelfetch` command.
+
+    modelfetch get REPO FILE... [--revision R] [--repo-type T] [--backend threads] [--quiet]
+    modelfetch snapshot REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--max-workers N]
+    modelfetch cache ls
+    modelfetch mirror push REPO [--url s3://bucket/prefix] [--include GLOB]... [--exclude GLOB]...
+    modelfetch demo [--size MIB] [--shards N] [--backend threads|httpx]
+
+stdout carries only results (one path per line); progress and errors go to stderr.
+Exit status: 0 on success, 1 when a fetch fails, 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import logging.handlers
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from .._api import DEFAULT_SNAPSHOT_WORKERS, fetch, snapshot
+from .._core.errors import FetchError, InvalidRequestError
+from .._core.progress import ProgressCallback
+from .._core.settings import Settings
+from .._core.types import DEFAULT_REVISION, RepoRef
+from .._default import BACKENDS, build_default_source, hub_source
+from .._version import __version__
+from .bars import ProgressBars, bars_enabled
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelfetch", description="Fetch Hugging Face Hub files into the Hugging Face cache."
+    )
+    parser.add_argument("--version", action="version", version=f"modelfetch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--revision", default=None, help="branch, tag or commit id (default: main)")
+    common.add_argument("--repo-type", default="model", choices=["model", "dataset", "space"])
+    common.add_argument(
+        "--backend", default="threads", choices=BACKENDS, help="Hub source (default: threads)"
+    )
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on failure")
+
+    get = commands.add_parser("get", parents=[common], help="fetch files; print one local path per file")
+    get.add_argument("repo")
+    get.add_argument("files", nargs="+", metavar="FILE")
+
+    snap = commands.add_parser("snapshot", parents=[common], help="fetch a revision; print its folder")
+    snap.add_argument("repo")
+    snap.add_argument("--include", action="append", default=None, metavar="GLOB")
+    snap.add_argument("--exclude", action="append", default=None, metavar="GLOB")
+    snap.add_argument("--max-workers", type=_positive_int, default=DEFAULT_SNAPSHOT_WORKERS)
+
+    cache = commands.add_parser("cache", help="inspect the Hugging Face cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    cache_commands.add_parser("ls", help="list cached repos: type, id, revisions, files, size")
+
+    mirror = commands.add_parser("mirror", help="work with a fleet's shared bucket")
+    mirror_commands = mirror.add_subparsers(dest="mirror_command", required=True, metavar="ACTION")
+    push = mirror_commands.add_parser(
+        "push", parents=[common], help="copy a revision from the Hub into the bucket; print its commit"
+    )
+    push.add_argument("repo")
+    push.add_argument("--url", default=None, help="the bucket (default: $MODELFETCH_MIRROR_URL)")
+    push.add_argument("--include", action="append", default=None, metavar="GLOB")
+    push.add_argument("--exclude", action="append", default=None, metavar="GLOB")
+
+    demo = commands.add_parser("demo", help="fetch a generated model from an embedded fake Hub on 127.0.0.1")
+    demo.add_argument(
+        "--size", type=_positive_int, default=256, help="total weight size in MiB (default: 256)"
+    )
+    demo.add_argument(
+        "--shards", type=_positive_int, default=4, help="number of safetensors shards (default: 4)"
+    )
+    demo.add_argument("--backend", default="threads", choices=BACKENDS, help="Hub source (default: threads)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--debug", action="store_true", help="show tracebacks on failure")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (argparse turns the error into exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> list[Path]:
+    if args.command == "demo":
+        from .demo import run_demo  # noqa: PLC0415 - only the demo needs the test kit
+
+        await run_demo(size_mib=args.size, shards=args.shards, backend=args.backend, progress=progress)
+        return []
+    if args.command == "mirror":
+        return [Path(await _push(args))]
+    async with contextlib.aclosing(build_default_source(backend=args.backend)) as source:
+        if args.command == "get":
+            return [
+                await fetch(
+                    args.repo,
+                    name,
+                    revision=args.revision,
+                    repo_type=args.repo_type,
+                    source=source,
+                    progress=progress,
+                )
+                for name in args.files
+            ]
+        folder = await snapshot(
+            args.repo,
+            revision=args.revision,
+            repo_type=args.repo_type,
+            include=args.include,
+            exclude=args.exclude,
+            max_workers=args.max_workers,
+            source=source,
+            progress=progress,
+        )
+        return [folder]
+
+
+async def _push(args: argparse.Namespace) -> str:
+    from .._mirror.source import MirrorSource  # noqa: PLC0415 - needs the optional obstore
+
+    repo = RepoRef(args.repo, args.revision or DEFAULT_REVISION, args.repo_type)
+    settings = Settings.from_env()
+    async with MirrorSource(
+        args.url, settings=settings, upstream=hub_source(args.backend, settings)
+    ) as mirror:
+        listing = await mirror.push(repo, include=args.include, exclude=args.exclude)
+        stats = mirror.stats()
+    print(
+        f"pushed {repo.repo_id}@{listing.commit[:12]} to {mirror.bucket.url}: "
+        f"{stats.uploads} blobs uploaded ({stats.upload_bytes / 2**20:.1f} MiB), the rest already there",
+        file=sys.stderr,
+    )
+    return listing.commit
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "cache":
+        try:
+            print(_cache_table(Settings.from_env().hub_cache))
+        except FetchError as exc:
+            print(f"modelfetch: error: {_one_line(exc)}", file=sys.stderr)
+            return 2 if isinstance(exc, InvalidRequestError) else 1
+        return 0
+    warnings = _route_logging(debug=args.debug)
+    try:
+        with contextlib.ExitStack() as stack:
+            progress = None
+            if bars_enabled(sys.stderr, quiet=args.quiet):
+                progress = stack.enter_context(ProgressBars(sys.stderr))
+            paths = anyio.run(_run, args, progress)
+    except FetchError as exc:
+        if args.debug:
+            raise
+        print(f"modelfetch: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, InvalidRequestError) else 1
+    except KeyboardInterrupt:
+        print("modelfetch: interrupted", file=sys.stderr)
+        return 130
+    for record in warnings.buffer:
+        print(f"modelfetch: warning: {_one_line(record.getMessage())}", file=sys.stderr)
+    for path in paths:
+        print(path)
+    return 0
+
+
+_FOREIGN_LOGGERS = ("huggingface_hub", "httpx", "httpcore", "httpx2", "httpcore2", "filelock", "urllib3")
+
+
+def _route_logging(*, debug: bool) -> logging.handlers.BufferingHandler:
+    """Keep stderr to one line on failure: foreign loggers silenced, our warnings held back.
+
+    Our own warnings (a mirror outage, say) are printed after a success; on a failure the
+    one-line error says what matters. `--debug` shows everything as it happens instead.
+    """
+    held = logging.handlers.BufferingHandler(capacity=1000)
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+        return held
+    for name in _FOREIGN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    ours = logging.getLogger("modelfetch")
+    ours.addHandler(held)
+    ours.setLevel(logging.WARNING)
+    ours.propagate = False
+    return held
+
+
+def _cache_table(root: Path) -> str:
+    """The repos in the cache at `root` as a table (huggingface_hub's own scan)."""
+    if not root.is_dir():
+        return f"no cache at {root}"
+    from huggingface_hub import scan_cache_dir  # noqa: PLC0415 - huggingface_hub reads HF_* at import
+
+    report = scan_cache_dir(root)
+    rows = [("TYPE", "REPO", "REVISIONS", "FILES", "SIZE")]
+    for repo in sorted(report.repos, key=lambda r: (r.repo_type, r.repo_id)):
+        refs = sorted({ref for rev in repo.revisions for ref in rev.refs}) or [
+            rev.commit_hash[:8] for rev in repo.revisions
+        ]
+        rows.append((repo.repo_type, repo.repo_id, ",".join(refs), str(repo.nb_files), repo.size_on_disk_str))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    lines.append(f"{len(report.repos)} repos, {report.size_on_disk_str} in {root}")
+    lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines)
+
+
+def _one_line(exc: BaseException | str) -> str:
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

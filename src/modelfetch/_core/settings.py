@@ -1,0 +1,162 @@
+"""Settings, resolved once when a source is built: arguments, then `HF_*`, then defaults.
+
+The variables mean what they mean to `huggingface_hub`, so one environment configures
+both. Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import platformdirs
+
+from .errors import InvalidRequestError
+from .validate import check_path, check_seconds
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+_TRUE = frozenset({"1", "on", "yes", "true"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where and how to fetch. Build one with `Settings.from_env()`.
+
+    Attributes:
+        endpoint: the Hub's base URL (`HF_ENDPOINT`), without a trailing slash.
+        hub_cache: the Hugging Face cache folder (`HF_HUB_CACHE`, else `$HF_HOME/hub`).
+        token: the access token (`HF_TOKEN`, else the token file); never shown in a repr.
+        offline: serve only from the local cache (`HF_HUB_OFFLINE`).
+        etag_timeout: seconds to wait for a metadata answer (`HF_HUB_ETAG_TIMEOUT`).
+        download_timeout: seconds to wait for body bytes (`HF_HUB_DOWNLOAD_TIMEOUT`).
+        lock_timeout: seconds to wait for another process's lock on the same blob.
+        state_dir: modelfetch's own non-Hub state (platformdirs); never holds Hub files.
+        mirror_url: the fleet's shared bucket (`MODELFETCH_MIRROR_URL`, e.g. `s3://models/hf`);
+            when set, the default source reads through it (see `MirrorSource`).
+        low_speed_limit: bytes per second a body must keep up, averaged over
+            `low_speed_time` (`MODELFETCH_LOW_SPEED_LIMIT`, default 1024; 0 turns it off).
+        low_speed_time: seconds over which `low_speed_limit` is judged
+            (`MODELFETCH_LOW_SPEED_TIME`, default 30). A slower body is cut and retried.
+        deadline: seconds one fetch or listing may take in all, retries included
+            (`MODELFETCH_DEADLINE`; default None: no overall limit).
+    """
+
+    endpoint: str = DEFAULT_ENDPOINT
+    hub_cache: Path = field(default_factory=lambda: _hf_home({}) / "hub")
+    token: str | None = field(default=None, repr=False)
+    offline: bool = False
+    etag_timeout: float = 10.0
+    download_timeout: float = 10.0
+    lock_timeout: float = 600.0
+    state_dir: Path = field(
+        default_factory=lambda: Path(platformdirs.user_state_dir("modelfetch", appauthor=False))
+    )
+    mirror_url: str | None = None
+    low_speed_limit: int = 1024
+    low_speed_time: float = 30.0
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.endpoint, str) or not self.endpoint.startswith(("http://", "https://")):
+            raise InvalidRequestError(
+                f"endpoint {self.endpoint!r} is not an http(s) URL; set HF_ENDPOINT to one."
+            )
+        # Frozen: normalise through object.__setattr__, once, here.
+        object.__setattr__(self, "hub_cache", check_path("hub_cache", self.hub_cache))
+        object.__setattr__(self, "state_dir", check_path("state_dir", self.state_dir))
+        if self.token is not None and not isinstance(self.token, str):
+            raise InvalidRequestError("token must be a string or None.")
+        if not isinstance(self.offline, bool):
+            raise InvalidRequestError(f"offline must be True or False, not {self.offline!r}.")
+        for name in ("etag_timeout", "download_timeout", "lock_timeout"):
+            object.__setattr__(self, name, check_seconds(name, getattr(self, name), allow_zero=False))
+        if isinstance(self.low_speed_limit, bool) or not isinstance(self.low_speed_limit, int):
+            raise InvalidRequestError(
+                f"low_speed_limit must be whole bytes per second, not {self.low_speed_limit!r}."
+            )
+        if self.low_speed_limit < 0:
+            raise InvalidRequestError(f"low_speed_limit must be >= 0, not {self.low_speed_limit!r}.")
+        object.__setattr__(
+            self, "low_speed_time", check_seconds("low_speed_time", self.low_speed_time, allow_zero=False)
+        )
+        if self.deadline is not None:
+            object.__setattr__(self, "deadline", check_seconds("deadline", self.deadline, allow_zero=False))
+        if self.mirror_url is not None and not isinstance(self.mirror_url, str):
+            raise InvalidRequestError(f"mirror_url must be a URL string or None, not {self.mirror_url!r}.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Resolve settings from `environ` (default `os.environ`), then apply `overrides`.
+
+        Args:
+            environ: the variables to read; `os.environ` when omitted.
+            **overrides: field values that win over the environment (None means unset).
+
+        Raises:
+            InvalidRequestError: a value is malformed (say, a non-numeric timeout).
+        """
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InvalidRequestError(
+                f"Settings.from_env() got unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(f.name for f in fields(cls))}."
+            )
+        env = os.environ if environ is None else environ
+        home = _hf_home(env)
+        values: dict[str, object] = {
+            "endpoint": (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
+            "hub_cache": _hub_cache(env, home),
+            "token": _token(env, home),
+            "offline": env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
+            "etag_timeout": _float(env, "HF_HUB_ETAG_TIMEOUT", 10.0),
+            "download_timeout": _float(env, "HF_HUB_DOWNLOAD_TIMEOUT", 10.0),
+            "mirror_url": env.get("MODELFETCH_MIRROR_URL", "").strip() or None,
+            "low_speed_limit": int(_float(env, "MODELFETCH_LOW_SPEED_LIMIT", 1024)),
+            "low_speed_time": _float(env, "MODELFETCH_LOW_SPEED_TIME", 30.0),
+            "deadline": _float(env, "MODELFETCH_DEADLINE", 0.0) or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)  # type: ignore[arg-type]
+
+
+def _hf_home(env: Mapping[str, str]) -> Path:
+    if env.get("HF_HOME"):
+        return Path(os.path.expandvars(env["HF_HOME"])).expanduser()
+    xdg = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg).expanduser() / "huggingface"
+
+
+def _hub_cache(env: Mapping[str, str], home: Path) -> Path:
+    raw = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE")
+    if raw:
+        return Path(os.path.expandvars(raw)).expanduser()
+    return home / "hub"
+
+
+def _token(env: Mapping[str, str], home: Path) -> str | None:
+    token = _clean(env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN"))
+    if token:
+        return token
+    token_path = Path(env.get("HF_TOKEN_PATH") or home / "token").expanduser()
+    try:
+        return _clean(token_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+
+
+def _clean(token: str | None) -> str | None:
+    if token is None:
+        return None
+    return token.replace("\r", "").replace("\n", "").strip() or None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidRequestError(f"{name}={raw!r} is not a number of seconds.") from None

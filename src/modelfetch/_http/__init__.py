@@ -1,0 +1,2 @@
+"""`HttpHubSource`, the native source: Hub client (`client`), byte mover (`transfer`) and a
+thin orchestrating source."""

@@ -1,0 +1,373 @@
+"""`HubClient`: the Hub's HTTP protocol over one `httpx.AsyncClient`, without the cache.
+
+It owns the client, the token's scope (the endpoint's origin only), redirects, the retry
+loop, metadata (`HEAD .../resolve/...`), the revision and tree API, and opening a file body
+(`BodyStream`). Every answer is checked by the pure functions of `modelfetch._hubapi.spec`
+before anything acts on it. What to do with the bytes is `modelfetch._http.transfer`'s job, and
+where they go is the `BlobStore`'s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, suppress
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+
+from .._core.errors import FetchError, IntegrityError, SourceUnavailableError
+from .._core.retry import RetryPolicy
+from .._core.settings import Settings
+from .._core.speed import LowSpeed
+from .._core.types import AssetRef, RepoFile, RepoRef
+from .._hubapi.errmap import ErrorContext, to_fetch_error
+from .._hubapi.spec import (
+    FileMetadata,
+    Outcome,
+    check_listing,
+    checked_commit,
+    classify,
+    commit_from_revision_info,
+    decode_json,
+    files_from_tree_page,
+    metadata_from_headers,
+    not_hub_json,
+    redirect_target,
+    resolve_url,
+    revision_url,
+    same_origin,
+    tree_url,
+)
+from .._version import __version__ as _version
+
+MiB = 1024 * 1024
+MAX_REDIRECTS = 5
+MAX_PAGES = 10_000
+MAX_API_BODY = 32 * MiB
+"""No Hub metadata or listing page is this large."""
+_T = TypeVar("_T")
+
+
+class Retry(Exception):
+    """A transient failure: try again after backing off (resuming where we were)."""
+
+    def __init__(self, reason: str, final: FetchError, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.final = final
+        self.retry_after = retry_after
+
+
+class HubClient:
+    """One endpoint's HTTP API, retried per `retry` (see the module docstring).
+
+    Args:
+        settings: endpoint, token and timeouts.
+        retry: the retry policy for connection errors, timeouts, 408, 429 and 5xx.
+        sleep: how to wait between attempts.
+        transport: an `httpx.AsyncBaseTransport` (tests pass `httpx.MockTransport`).
+        max_connections: connections kept for all requests together.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        retry: RetryPolicy,
+        sleep: Callable[[float], Awaitable[None]],
+        transport: httpx.AsyncBaseTransport | None,
+        max_connections: int,
+    ) -> None:
+        self.settings = settings
+        self.retry = retry
+        self._sleep = sleep
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(settings.download_timeout, connect=settings.etag_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            follow_redirects=False,
+            headers={"user-agent": f"modelfetch/{_version}", "accept-encoding": "identity"},
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+    @property
+    def has_token(self) -> bool:
+        """Whether requests to the endpoint carry a token."""
+        return self.settings.token is not None
+
+    def context(self, what: AssetRef | RepoRef) -> ErrorContext:
+        """What error messages need to know about a request for `what`."""
+        return ErrorContext(what, offline=self.settings.offline, has_token=self.has_token)
+
+    def headers_for(self, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Headers for a request to `url`: the token only if it is on the endpoint's origin."""
+        headers = dict(extra or {})
+        if self.settings.token is not None and same_origin(url, self.settings.endpoint):
+            headers["authorization"] = f"Bearer {self.settings.token}"
+        return headers
+
+    # ---- retries -------------------------------------------------------------------------
+
+    async def retrying(
+        self,
+        what: AssetRef | RepoRef,
+        once: Callable[[], Awaitable[_T]],
+        after_failure: Callable[[], None] | None = None,
+    ) -> _T:
+        """Call `once` until it succeeds, backing off after transient failures per the policy."""
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return await once()
+            except httpx.TransportError as exc:
+                failure = Retry(str(exc), to_fetch_error(exc, self.context(what)))
+            except Retry as exc:
+                failure = exc
+            attempt += 1
+            delay = self.retry.delay(attempt, time.monotonic() - started, failure.retry_after)
+            if delay is None:
+                raise failure.final
+            await self._sleep(delay)
+            if after_failure is not None:
+                after_failure()
+
+    async def request(
+        self, method: str, url: str, what: AssetRef | RepoRef, *, allow_status: bool = False
+    ) -> httpx.Response:
+        """A small request (metadata, API), retried, its body read whole (at most 32 MiB)."""
+
+        async def once() -> httpx.Response:
+            request = self._client.build_request(method, url, headers=self.headers_for(url))
+            response = await read_capped(await self._client.send(request, stream=True), MAX_API_BODY)
+            outcome = self.classify(response, what)
+            if outcome.kind == "retry":
+                raise Retry(f"HTTP {response.status_code}", _error(outcome), outcome.retry_after)
+            if not allow_status and response.is_error:
+                raise _error(outcome)
+            return response
+
+        return await self.retrying(what, once)
+
+    def classify(self, response: httpx.Response, what: AssetRef | RepoRef) -> Outcome:
+        """What `response` means (`_hubproto.classify`, with this client's token state)."""
+        return classify(
+            response.status_code, response.headers, what, has_token=self.has_token, now=time.time()
+        )
+
+    # ---- the API -------------------------------------------------------------------------
+
+    async def api_page(self, url: str, what: AssetRef | RepoRef) -> tuple[str, Any, str | None]:
+        """GET an API URL, following redirects (bounded; the token only to the endpoint's origin).
+
+        Returns the final URL, its parsed JSON and its `Link: rel="next"` URL, if any; an
+        answer that is not JSON is a `SourceUnavailableError` saying what came back.
+        """
+        for _ in range(MAX_REDIRECTS):
+            response = await self.request("GET", url, what)
+            location = response.headers.get("location")
+            if response.is_redirect and location:
+                url = redirect_target(url, location)
+                continue
+            content_type = response.headers.get("content-type", "")
+            payload = decode_json(
+                response.content, content_type, endpoint=self.settings.endpoint, what=what, url=url
+            )
+            return url, payload, response.links.get("next", {}).get("url")
+        raise SourceUnavailableError(f"Listing {what}: more than {MAX_REDIRECTS} redirects from {url}.")
+
+    async def commit_of(self, repo: RepoRef) -> str:
+        """The commit `repo`'s revision points to now (the revision itself when it is one)."""
+        if repo.is_pinned:
+            return repo.revision
+        url, info, _ = await self.api_page(revision_url(self.settings.endpoint, repo), repo)
+        return commit_from_revision_info(info, endpoint=self.settings.endpoint, what=repo, url=url)
+
+    async def tree(self, repo: RepoRef, commit: str) -> list[RepoFile]:
+        """Every file of `repo` at `commit`, page after page, checked as a whole."""
+        endpoint = self.settings.endpoint
+        files: list[RepoFile] = []
+        seen: set[str] = set()
+        page: str | None = tree_url(endpoint, repo, commit)
+        while page is not None:
+            if page in seen or len(seen) >= MAX_PAGES:
+                raise not_hub_json(endpoint, repo, page, "a listing that never ends (a page repeats)")
+            seen.add(page)
+            url, payload, following = await self.api_page(page, repo)
+            files.extend(files_from_tree_page(payload, endpoint=endpoint, what=repo, url=url))
+            page = redirect_target(url, following) if following else None
+        check_listing(files, endpoint=endpoint, what=repo, url=tree_url(endpoint, repo, commit))
+        return files
+
+    async def metadata(self, ref: AssetRef, on_missing: Callable[[str], Awaitable[None]]) -> FileMetadata:
+        """`ref`'s commit, etag, size and download URL, from a HEAD (same-origin redirects followed).
+
+        A file the Hub says does not exist at a (checked) commit is reported to `on_missing`
+        with that commit before `AssetNotFoundError` is raised.
+        """
+        endpoint = self.settings.endpoint
+        url = resolve_url(endpoint, ref)
+        for _ in range(MAX_REDIRECTS):
+            response = await self.request("HEAD", url, ref, allow_status=True)
+            location = response.headers.get("location")
+            if response.is_redirect and location and same_origin(redirect_target(url, location), endpoint):
+                url = redirect_target(url, location)
+                continue
+            outcome = self.classify(response, ref)
+            if outcome.kind in ("ok", "redirect"):  # a redirect to another origin carries the metadata
+                return self._metadata_from(response, url, ref)
+            error = _error(outcome)
+            commit = response.headers.get("x-repo-commit")
+            if response.headers.get("x-error-code") == "EntryNotFound" and commit:
+                pinned = ref.revision if ref.is_pinned else None
+                await on_missing(checked_commit(commit, endpoint=endpoint, what=ref, pinned=pinned))
+            raise error
+        raise SourceUnavailableError(f"Fetching {ref}: more than {MAX_REDIRECTS} redirects.")
+
+    def _metadata_from(self, response: httpx.Response, url: str, ref: AssetRef) -> FileMetadata:
+        endpoint = self.settings.endpoint
+        meta = metadata_from_headers(
+            response.headers, url=url, endpoint=endpoint, ref=ref, redirected=response.is_redirect
+        )
+        if meta is None:
+            raise SourceUnavailableError(
+                f"Fetching {ref}: the answer from {endpoint} has no X-Repo-Commit header, "
+                "so it does not look like a Hub endpoint; check HF_ENDPOINT."
+            )
+        return meta
+
+    def open_body(self, ref: AssetRef, url: str, start: int, last: int | None) -> BodyStream:
+        """`async with` the body of `url` from byte `start` (to `last`)."""
+        return BodyStream(self, ref, url, start, last)
+
+    async def send_streaming(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        """Send a GET and return the response with its body not yet read."""
+        return await self._client.send(self._client.build_request("GET", url, headers=headers), stream=True)
+
+
+class BodyStream:
+    """`async with` a GET of `url` from `start` (to `last`), redirects followed by hand.
+
+    Raises `Retry` for retryable statuses and the final error for the others; refuses any
+    `Content-Encoding` (identity was asked for), so bodies are never inflated.
+    """
+
+    def __init__(self, client: HubClient, ref: AssetRef, url: str, start: int, last: int | None) -> None:
+        self._client, self._ref, self._url = client, ref, url
+        self._range = (
+            f"bytes={start}-{'' if last is None else last}" if start > 0 or last is not None else None
+        )
+        self._response: httpx.Response | None = None
+
+    async def __aenter__(self) -> httpx.Response:
+        client, url = self._client, self._url
+        extra = {"range": self._range} if self._range else {}
+        for _ in range(MAX_REDIRECTS):
+            response = await client.send_streaming(url, client.headers_for(url, extra))
+            location = response.headers.get("location")
+            if response.is_redirect and location:
+                await response.aclose()
+                url = redirect_target(url, location)
+                continue
+            await self._refuse_unless_body(response)
+            self._response = response
+            return response
+        raise SourceUnavailableError(f"Fetching {self._ref}: more than {MAX_REDIRECTS} redirects.")
+
+    async def _refuse_unless_body(self, response: httpx.Response) -> None:
+        outcome = self._client.classify(response, self._ref)
+        if outcome.kind == "ok":
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding in ("", "identity"):
+                return
+            await response.aclose()
+            raise SourceUnavailableError(
+                f"Fetching {self._ref}: the server sent the file with Content-Encoding "
+                f"{encoding[:40]!r} although identity was asked for; nothing was written."
+            )
+        await response.aclose()
+        if outcome.kind == "retry":
+            raise Retry(f"HTTP {response.status_code}", _error(outcome), outcome.retry_after)
+        if outcome.kind == "redirect":  # a 3xx httpx does not follow (300, 304, 305): not a body
+            raise SourceUnavailableError(
+                f"Fetching {self._ref}: the server answered HTTP {response.status_code} instead of the file."
+            )
+        raise _error(outcome)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+
+def _error(outcome: Outcome) -> FetchError:
+    assert outcome.error is not None  # "retry" and "fail" always carry one
+    return outcome.error
+
+
+async def read_capped(response: httpx.Response, cap: int) -> httpx.Response:
+    """A streamed small (metadata or API) answer, read whole; more than `cap` bytes is refused."""
+    body = bytearray()
+    try:
+        async with aclosing(body_chunks(response, None, LowSpeed(0, 1.0))) as chunks:
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > cap:
+                    raise SourceUnavailableError(
+                        f"{response.request.url} answered with more than {cap} bytes; "
+                        "no Hub metadata or listing page is that large."
+                    )
+    finally:
+        await response.aclose()
+    headers = response.headers.copy()
+    headers.pop("content-encoding", None)  # `body` is decoded already
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=response.request
+    )
+
+
+async def body_chunks(
+    response: httpx.Response, limit: int | None, pace: LowSpeed
+) -> AsyncGenerator[bytes, None]:
+    """The body's bytes, at most `limit` of them, at least at the pace.
+
+    A body that runs past `limit` yields exactly `limit` bytes and then raises
+    `IntegrityError`; one that stays below the low-speed limit raises `Retry`.
+    """
+    chunks = response.aiter_bytes()
+    received = 0
+    finished = False
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if limit is not None and received > limit:
+                keep = len(chunk) - (received - limit)
+                if keep:
+                    yield chunk[:keep]
+                raise IntegrityError(f"the body is longer than the {limit} bytes announced")
+            if pace.too_slow(len(chunk)):
+                slow = SourceUnavailableError(
+                    f"the body stayed below the low-speed limit ({pace.describe()})"
+                )
+                raise Retry("too slow", slow)
+            yield chunk
+        finished = True
+    finally:
+        if not finished:
+            await _drain(response, chunks)
+
+
+async def _drain(response: httpx.Response, chunks: AsyncIterator[bytes]) -> None:
+    """Close a body we stop reading early, and run httpx's nested generators to their end.
+
+    httpx does not close its inner body generators when the outer one is closed; left to the
+    garbage collector, trio reports each as a ResourceWarning. With the connection closed
+    they end at once.
+    """
+    with anyio.CancelScope(shield=True):
+        await response.aclose()
+        with suppress(Exception):
+            async for _ in chunks:
+                pass

@@ -1,0 +1,257 @@
+"""`HttpHubSource`: the Hub's download protocol spoken natively, as a thin orchestrator.
+
+    resolve(ref) ─ on disk already (pinned / offline)?             → the cached file
+               ├─ metadata: a pinned listing we made, else a HEAD  (HubClient)
+               ├─ the blob stored already?                          → link it (BlobStore)
+               ├─ small: read whole, verify, store in one call      (Transfer, BlobStore)
+               └─ large: lock → partial → transfer (ranges, resume) → verify → publish
+
+No thread per transfer: bytes stream on the event loop and are written by short
+worker-thread calls; every blob is checked against its etag (sha256 for LFS, git sha1
+otherwise) before it is published, under the lock file huggingface_hub uses, into the same
+cache layout.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx
+from anyio.abc import AsyncResource
+
+from .._core.deadline import within_deadline
+from .._core.errors import FetchError, IntegrityError, OfflineError, StorageError, offline_miss
+from .._core.lru import Lru
+from .._core.progress import ProgressCallback, ProgressKind
+from .._core.retry import RetryPolicy
+from .._core.settings import Settings
+from .._core.speed import LowSpeed
+from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from .._core.validate import check_instance
+from .._hubapi.errmap import to_fetch_error
+from .._hubapi.spec import FileMetadata, resolve_url, safe_blob_name
+from .._store.blobstore import BlobStore
+from .._store.layout import ensure_room, find_cached
+from .._store.partial import PartialBlob
+from .client import HubClient
+from .transfer import Progress, Transfer, TransferOptions
+
+MiB = 1024 * 1024
+_KNOWN_COMMITS = 64
+
+
+class HttpHubSource(AsyncResource):
+    """Fetch from the Hub with a native async HTTP client (httpx).
+
+    Args:
+        settings: where and how to fetch; `Settings.from_env()` when omitted.
+        transport: an `httpx.AsyncBaseTransport` to send requests through (tests pass
+            `httpx.MockTransport`); the default network transport when omitted.
+        retry: the retry policy for connection errors, timeouts, 408, 429 and 5xx.
+        options: parallel-range settings for large files.
+        sleep: how to wait between attempts (tests pass a fake).
+
+    Example:
+        ```python
+        async with modelfetch.HttpHubSource() as hub:
+            path = await modelfetch.fetch("org/model", "model.safetensors", source=hub)
+        ```
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        options: TransferOptions | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.settings = check_instance("settings", settings, Settings) or Settings.from_env()
+        self.retry = check_instance("retry", retry, RetryPolicy) or RetryPolicy()
+        self.options = check_instance("options", options, TransferOptions) or TransferOptions()
+        check_instance("transport", transport, httpx.AsyncBaseTransport)
+        self._store = BlobStore(self.settings.hub_cache, self.settings.lock_timeout)
+        self._disk = anyio.CapacityLimiter(16)
+        # Files seen in commit-pinned listings: a pinned ref among them needs no HEAD.
+        self._known: Lru[tuple[str, str, str], dict[str, RepoFile]] = Lru(_KNOWN_COMMITS)
+        self._client = HubClient(
+            self.settings,
+            retry=self.retry,
+            sleep=sleep,
+            transport=transport,
+            max_connections=self.options.max_connections,
+        )
+        self._transfer = Transfer(self._client, self.options, self._pace, self._thread)
+
+    def __repr__(self) -> str:
+        return f"HttpHubSource(endpoint={self.settings.endpoint!r}, cache={str(self.settings.hub_cache)!r})"
+
+    async def aclose(self) -> None:
+        """Close the shared HTTP client."""
+        await self._client.aclose()
+
+    # ---- the protocol ----------------------------------------------------------------
+
+    async def resolve(self, ref: AssetRef, *, progress: ProgressCallback | None = None) -> ResolvedAsset:
+        """Download `ref` into the Hugging Face cache (or find it there); see `ModelAssetSource`."""
+        try:
+            return await within_deadline(self.settings.deadline, ref, lambda: self._resolve(ref, progress))
+        except FetchError:
+            raise
+        except Exception as exc:
+            raise to_fetch_error(exc, self._client.context(ref)) from exc
+
+    async def list_files(self, repo: RepoRef) -> RepoListing:
+        """List `repo` at the commit its revision points to now; see `ModelAssetSource`."""
+        return await within_deadline(self.settings.deadline, repo, lambda: self._list_files(repo))
+
+    async def _list_files(self, repo: RepoRef) -> RepoListing:
+        if self.settings.offline:
+            raise OfflineError(
+                f"Listing {repo}: offline mode is on; wrap this source in CachedSource to list the cache."
+            )
+        try:
+            commit = await self._client.commit_of(repo)
+            await self._thread(self._store.record_ref, repo, repo.revision, commit)
+            files = await self._client.tree(repo, commit)
+        except FetchError:
+            raise
+        except Exception as exc:
+            raise to_fetch_error(exc, self._client.context(repo)) from exc
+        self._known.put((repo.repo_type, repo.repo_id, commit), {f.path: f for f in files})
+        return RepoListing(repo, commit, tuple(sorted(files, key=lambda f: f.path)))
+
+    def _listed(self, ref: AssetRef) -> FileMetadata | None:
+        """Metadata from a listing of `ref`'s commit, when it is pinned and was listed."""
+        if not ref.is_pinned:
+            return None
+        entry = (self._known.get((ref.repo_type, ref.repo_id, ref.revision)) or {}).get(ref.filename)
+        if entry is None:
+            return None
+        return FileMetadata(ref.revision, entry.etag, entry.size, resolve_url(self.settings.endpoint, ref))
+
+    # ---- resolve ---------------------------------------------------------------------
+
+    async def _thread(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._disk)
+
+    def _pace(self) -> LowSpeed:
+        return LowSpeed(self.settings.low_speed_limit, self.settings.low_speed_time)
+
+    async def _resolve(self, ref: AssetRef, progress: ProgressCallback | None) -> ResolvedAsset:
+        if ref.is_pinned or self.settings.offline:
+            cached = await self._thread(find_cached, self._store.layout, ref)
+            if cached is not None:
+                return ResolvedAsset(ref, cached.path, cached.commit, cached.size, cached.etag, Origin.DISK)
+            if self.settings.offline:
+                raise offline_miss(ref, self.settings.hub_cache)
+
+        async def missing(commit: str) -> None:
+            await self._thread(self._store.record_missing, ref, ref.revision, commit)
+
+        meta = self._listed(ref) or await self._client.metadata(ref, missing)
+        etag = safe_blob_name(meta.etag)
+        found: ResolvedAsset | None = await self._thread(self._prepare, ref, meta, etag)
+        if found is not None:
+            return found
+        if etag is not None and meta.size is not None and meta.size <= self.options.small_file_limit:
+            return await self._download_small(ref, meta, etag, progress)
+        return await self._download(ref, meta, etag, progress)
+
+    def _prepare(self, ref: AssetRef, meta: FileMetadata, etag: str | None) -> ResolvedAsset | None:
+        """Record the ref; if the blob is already cached, link it and describe it (one thread hop)."""
+        self._store.record_ref(ref, ref.revision, meta.commit)
+        return None if etag is None else self._store.link_existing(ref, meta.commit, etag)
+
+    async def _download_small(
+        self, ref: AssetRef, meta: FileMetadata, etag: str, progress: ProgressCallback | None
+    ) -> ResolvedAsset:
+        report = Progress(ref, meta.size, progress)
+        report.send(ProgressKind.STARTED)
+        try:
+            try:
+                data = await self._transfer.read_whole(ref, meta, report)
+                pointer = await self._thread(self._store.store_small, ref, meta.commit, etag, data)
+            except IntegrityError as exc:
+                raise IntegrityError(f"Fetching {ref}: {exc}; nothing was published, retry.") from None
+        except BaseException:
+            report.send(ProgressKind.FAILED)
+            raise
+        report.done = len(data)
+        report.send(ProgressKind.FINISHED)
+        return ResolvedAsset(ref, pointer, meta.commit, len(data), etag, Origin.NETWORK)
+
+    async def _download(
+        self, ref: AssetRef, meta: FileMetadata, etag: str | None, progress: ProgressCallback | None
+    ) -> ResolvedAsset:
+        name = etag if etag is not None else f"unnamed-{uuid.uuid4().hex}"
+        lock = self._store.lock(ref, name)
+        await self._thread(self._store.acquire, lock)
+        try:
+            if etag is not None:  # another process may have finished it meanwhile
+                found: ResolvedAsset | None = await self._thread(
+                    self._store.link_existing, ref, meta.commit, etag
+                )
+                if found is not None:
+                    return found
+            partial = await self._thread(self._store.partial, ref, name, etag or "", meta.size)
+            size = await self._fill(ref, meta, partial, progress)
+            return await self._publish(ref, meta, partial, etag, size)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._thread(lock.release)
+
+    async def _fill(
+        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, progress: ProgressCallback | None
+    ) -> int:
+        """Transfer into `partial` and verify it; on failure keep it to resume, or drop it if bad."""
+        start = await self._thread(partial.open)
+        try:
+            if meta.size is not None:
+                await self._thread(ensure_room, partial.blob.parent, meta.size - start, ref)
+            size = await self._transfer.run(ref, meta, partial, start, progress)
+            await self._thread(partial.verify)
+        except IntegrityError as exc:
+            with anyio.CancelScope(shield=True):
+                await self._thread(partial.discard)
+            raise IntegrityError(f"Fetching {ref}: {exc}; nothing was published, retry.") from None
+        except OSError as exc:
+            full = exc.errno == errno.ENOSPC  # keeping partial data on a full disk only makes it worse
+            with anyio.CancelScope(shield=True):
+                await self._thread(partial.discard if full else partial.close)
+            if full:
+                raise StorageError(
+                    f"Fetching {ref}: the disk is full ({self.settings.hub_cache}); nothing was "
+                    "published and the partial download was removed. Free space and retry."
+                ) from exc
+            raise
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._thread(partial.close)  # keep it: the next attempt resumes
+            raise
+        return size
+
+    async def _publish(
+        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, etag: str | None, size: int
+    ) -> ResolvedAsset:
+        with anyio.CancelScope(shield=True):  # a finished, verified blob is never thrown away
+            # Without a usable etag the blob is named by the sha256 we compute.
+            name: str = etag if etag is not None else await self._thread(_sha256_of, partial.path)
+            pointer = await self._thread(self._store.publish, partial, ref, meta.commit, name)
+        return ResolvedAsset(ref, pointer, meta.commit, size, name, Origin.NETWORK)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(8 * MiB):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,340 @@
+"""Moving one file body from the Hub into a partial blob: streaming, ranges, resume, progress.
+
+The byte path of `HttpHubSource`, behind one call, `Transfer.run` (and `Transfer.read_whole`
+for small files): the body streams on the event loop while a writer task puts blocks on
+disk in worker threads; large files on servers that honour `Range` come down as parallel
+ranges whose out-of-order arrival advances a watermark over the contiguous prefix only
+(`advance_watermark`, pure); every failure resumes from the watermark. This is the piece a
+native engine can implement again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, fields
+from typing import Any
+
+import anyio
+import httpx
+from anyio.streams.memory import MemoryObjectSendStream
+
+from .._core.errors import IntegrityError, SourceUnavailableError
+from .._core.progress import ProgressCallback, ProgressEvent, ProgressKind, emit
+from .._core.speed import LowSpeed
+from .._core.types import AssetRef
+from .._core.validate import check_positive_int
+from .._hubapi.spec import FileMetadata, parse_content_range, plan_ranges
+from .._store.partial import PartialBlob
+from .client import HubClient, Retry, body_chunks
+
+MiB = 1024 * 1024
+_WRITE_BLOCK = MiB
+_QUEUE_BLOCKS = 3
+_PROGRESS_BYTES = MiB
+_PROGRESS_SECONDS = 0.1
+
+Thread = Callable[..., Awaitable[Any]]
+"""Runs a blocking call in a worker thread (the source's disk limiter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOptions:
+    """How big files are transferred.
+
+    Attributes:
+        parallel_threshold: files at least this big use parallel ranges (when the server
+            honours `Range`).
+        small_file_limit: files of known size up to this are fetched whole into memory and
+            stored in one step (no temporary-file resume for them); 0 turns that off.
+        chunk_size: bytes per range request.
+        connections: range requests in flight at once per file.
+        max_connections: connections the shared client keeps, for all files together.
+    """
+
+    parallel_threshold: int = 64 * MiB
+    small_file_limit: int = 4 * MiB
+    chunk_size: int = 16 * MiB
+    connections: int = 4
+    max_connections: int = 32
+
+    def __post_init__(self) -> None:
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if option.name == "small_file_limit" and value == 0:  # 0: no file takes the in-memory path
+                continue
+            check_positive_int(f"TransferOptions.{option.name}", value)
+
+
+class Progress:
+    """Rate-limited progress events for one file (at most every 1 MiB or 100 ms)."""
+
+    def __init__(self, ref: AssetRef, total: int | None, callback: ProgressCallback | None) -> None:
+        self.ref, self.total, self.callback = ref, total, callback
+        self.done = 0
+        self._sent_bytes = 0
+        self._sent_at = 0.0
+
+    def send(self, kind: ProgressKind) -> None:
+        """Send an event of `kind` now."""
+        self._sent_bytes, self._sent_at = self.done, time.monotonic()
+        emit(self.callback, ProgressEvent(kind, self.ref, self.done, self.total))
+
+    def advance(self, n: int) -> None:
+        """Count `n` more bytes; send ADVANCED if 1 MiB or 100 ms passed since the last event."""
+        self.done += n
+        if self.callback is not None and (
+            self.done - self._sent_bytes >= _PROGRESS_BYTES
+            or time.monotonic() - self._sent_at >= _PROGRESS_SECONDS
+        ):
+            self.send(ProgressKind.ADVANCED)
+
+
+def advance_watermark(done: set[int], watermark: int, chunk: int, size: int) -> int:
+    """The new watermark once the ranges starting at `done` have arrived. Pure, but consumes `done`.
+
+    Ranges are `chunk` bytes from their start (the last one shorter); the watermark moves
+    over the contiguous run of finished ranges that starts at it, and no further.
+    """
+    while watermark in done:
+        done.discard(watermark)
+        watermark = min(watermark + chunk, size)
+    return watermark
+
+
+def check_complete(ref: AssetRef, end: int, size: int | None) -> None:
+    """Raise unless a whole body ended exactly at `size`: shorter is retried, longer is refused."""
+    if size is not None and end < size:
+        short = SourceUnavailableError(f"Fetching {ref}: the body kept ending early ({end} of {size} bytes).")
+        raise Retry("short body", short)
+    if size is not None and end > size:
+        raise IntegrityError(f"the body is longer than the {size} bytes announced")
+
+
+def check_range(ref: AssetRef, response: httpx.Response, first: int, last: int | None) -> None:
+    """Raise `Retry` unless `response` is a 206 of bytes from `first` to at most `last` (any end if None)."""
+    if response.status_code != 206:
+        stopped = SourceUnavailableError(f"Fetching {ref}: the server stopped honouring ranges.")
+        raise Retry("range not honoured", stopped)
+    span = parse_content_range(response.headers.get("content-range"))
+    # It must start where asked and end no later; a shorter range is followed up by the caller.
+    if span is None or span[0] != first or (last is not None and span[1] > last):
+        sent = response.headers.get("content-range", "no Content-Range")[:80]
+        wrong = SourceUnavailableError(
+            f"Fetching {ref}: asked for bytes {first}-{last}, the server sent {sent!r}."
+        )
+        raise Retry("wrong range", wrong)
+
+
+class Transfer:
+    """Runs body transfers for one source (see the module docstring).
+
+    Args:
+        client: opens bodies and retries.
+        options: thresholds, chunk size and parallelism.
+        pace: a fresh low-speed check per body.
+        thread: runs blocking disk calls in the source's worker threads.
+    """
+
+    def __init__(
+        self, client: HubClient, options: TransferOptions, pace: Callable[[], LowSpeed], thread: Thread
+    ) -> None:
+        self._client, self._options, self._pace, self._thread = client, options, pace, thread
+
+    async def read_whole(self, ref: AssetRef, meta: FileMetadata, report: Progress) -> bytes:
+        """A small body into memory (at most its announced size), retried from the start."""
+
+        async def once() -> bytes:
+            body = bytearray()
+            report.done = 0
+            async with (
+                self._client.open_body(ref, meta.url, 0, None) as response,
+                aclosing(body_chunks(response, meta.size, self._pace())) as chunks,
+            ):
+                async for chunk in chunks:
+                    body += chunk
+                    report.advance(len(chunk))
+            check_complete(ref, len(body), meta.size)
+            return bytes(body)
+
+        return await self._client.retrying(ref, once)
+
+    async def run(
+        self,
+        ref: AssetRef,
+        meta: FileMetadata,
+        partial: PartialBlob,
+        start: int,
+        progress: ProgressCallback | None,
+    ) -> int:
+        """Fill `partial` from byte `start` to the end, retrying and resuming; the bytes it holds."""
+        report = Progress(ref, meta.size, progress)
+        report.done = start
+        report.send(ProgressKind.STARTED)
+
+        def rewind() -> None:  # a retry resumes from the last byte known good
+            report.done = partial.watermark
+
+        try:
+            await self._client.retrying(ref, lambda: self._fetch_body(ref, meta, partial, report), rewind)
+        except BaseException:
+            report.send(ProgressKind.FAILED)
+            raise
+        report.send(ProgressKind.FINISHED)
+        return report.done
+
+    async def _fetch_body(
+        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, report: Progress
+    ) -> None:
+        start, size = partial.watermark, meta.size
+        if size is not None and start >= size:
+            return
+        parallel = size is not None and size - start >= self._options.parallel_threshold
+        first_last = (
+            min(start + self._options.chunk_size, size) - 1 if parallel and size is not None else None
+        )
+        async with self._client.open_body(ref, meta.url, start, first_last) as response:
+            if response.status_code == 200 and start > 0:  # the server ignored Range: start over
+                await self._thread(partial.restart)
+                report.done = start = 0
+            elif response.status_code == 206:
+                last = first_last if first_last is not None else (size - 1 if size is not None else None)
+                check_range(ref, response, start, last)
+            ranged = response.status_code == 206 and first_last is not None and size is not None
+            expected = (
+                (first_last + 1 if ranged and first_last is not None else size) if size is not None else None
+            )
+            limit = None if expected is None else expected - start
+            end = await self._stream_into(response, partial, start, report, contiguous=True, limit=limit)
+            if not ranged:
+                check_complete(ref, end, size)
+                return
+        assert size is not None
+        await self._parallel(ref, meta, partial, end, size, report)
+
+    async def _stream_into(
+        self,
+        response: httpx.Response,
+        partial: PartialBlob,
+        offset: int,
+        report: Progress,
+        *,
+        contiguous: bool,
+        limit: int | None,
+    ) -> int:
+        """Write the body at `offset`, at most `limit` bytes; return the offset after the last byte written.
+
+        Reading and writing overlap: the reader queues blocks (a few, so memory stays
+        bounded) while a writer task puts them on disk in a worker thread. If the stream
+        fails, every byte that arrived is still written before the error is raised, so a
+        retry resumes exactly there.
+        """
+        send, receive = anyio.create_memory_object_stream[tuple[int, bytearray]](_QUEUE_BLOCKS)
+        end = offset
+        failures: list[Exception] = []
+
+        async def write_all() -> None:
+            nonlocal end
+            async with receive:
+                async for position, data in receive:
+                    try:
+                        mark = position + len(data) if contiguous else None
+                        await self._thread(partial.write_at, position, data, mark)
+                    except Exception as exc:
+                        failures.append(exc)
+                        return  # closing `receive` stops the reader
+                    end = position + len(data)
+                    report.advance(len(data))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_all)
+            async with send:
+                try:
+                    async with aclosing(body_chunks(response, limit, self._pace())) as chunks:
+                        await _read_blocks(chunks, offset, send)
+                except anyio.BrokenResourceError:
+                    pass  # the writer failed; its error is in `failures`
+                except Exception as exc:
+                    failures.append(exc)
+        if failures:
+            raise failures[0]
+        return end
+
+    async def _parallel(
+        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, start: int, size: int, report: Progress
+    ) -> None:
+        chunk = self._options.chunk_size
+        pending = plan_ranges(start, size, chunk)
+        count = -(-(size - start) // chunk)
+        partial.inline_hash = False  # writes now land out of order; hash_through follows the watermark
+        done: set[int] = set()
+        watermark = start
+        marking = anyio.Lock()
+        failures: list[BaseException] = []
+
+        async def advance(first: int) -> None:
+            nonlocal watermark
+            done.add(first)
+            async with marking:  # one watermark write at a time, in order
+                moved = advance_watermark(done, watermark, chunk, size)
+                if moved != watermark:
+                    watermark = moved
+                    await self._thread(partial.set_watermark, moved)
+                    tg.start_soon(hash_through, moved)  # overlap hashing with the transfer
+
+        async def hash_through(upto: int) -> None:
+            try:
+                await self._thread(partial.hash_through, upto)
+            except Exception as exc:
+                failures.append(exc)
+                tg.cancel_scope.cancel()
+
+        async def fetch_range(first: int, last: int) -> None:
+            async with self._client.open_body(ref, meta.url, first, last) as response:
+                check_range(ref, response, first, last)
+                end = await self._stream_into(
+                    response, partial, first, report, contiguous=False, limit=last - first + 1
+                )
+            if end != last + 1:
+                short = SourceUnavailableError(f"Fetching {ref}: ranges kept ending early.")
+                raise Retry("short range", short)
+            await advance(first)
+
+        async def worker() -> None:
+            while not failures and (span := next(pending, None)) is not None:
+                try:
+                    await fetch_range(*span)
+                except Exception as exc:  # the first failure stops every worker
+                    failures.append(exc)
+                    tg.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self._options.connections, count)):
+                tg.start_soon(worker)
+        if failures:
+            raise failures[0]
+
+
+async def _read_blocks(
+    chunks: AsyncIterator[bytes], offset: int, send: MemoryObjectSendStream[tuple[int, bytearray]]
+) -> None:
+    """Queue the body in blocks of `_WRITE_BLOCK` bytes, tagged with their file offset.
+
+    Each block is handed over as is (no copy) and a fresh buffer started.
+    """
+    buffer = bytearray()
+    position = offset
+    try:
+        async for chunk in chunks:
+            buffer += chunk
+            if len(buffer) >= _WRITE_BLOCK:
+                block, buffer = buffer, bytearray()
+                await send.send((position, block))
+                position += len(block)
+    except Exception:
+        if buffer:  # what arrived before the failure is good: keep it
+            await send.send((position, buffer))
+        raise
+    if buffer:
+        await send.send((position, buffer))

@@ -1,0 +1,1 @@
+"""`HubSource`: huggingface_hub in worker threads, its HTTP client guarded."""

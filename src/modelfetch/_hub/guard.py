@@ -1,0 +1,246 @@
+"""A guard on huggingface_hub's HTTP client while one of our calls runs in a worker thread.
+
+`HubSource` runs huggingface_hub's own code, which trusts the server more than we do and
+retries on its own terms (sleeping in the thread, up to a day for a `Retry-After`). Its
+client is shared and built by a factory it lets callers set; we wrap whatever factory is in
+place so every client it builds carries two event hooks. Outside a guarded call (a thread
+with no `CallGuard` in its context — the user's own huggingface_hub calls) they do nothing.
+Inside one they:
+
+- stop the call at the next request once its caller has gone (`Abandoned`);
+- withhold the token from any origin but the endpoint's (pagination links, redirects);
+- refuse a request huggingface_hub repeats (its own retry, or a listing page that links
+  back to itself) and end the call on an answer worth retrying (408, 429, 5xx), so that
+  retries follow *our* `RetryPolicy`, on the event loop, cancellably (`Transient`);
+- check every commit and etag before huggingface_hub turns them into cache paths: a commit
+  is 40 lowercase hex (and the pinned one, when pinned); an etag that names a blob is 40 or
+  64 hex. Anything else is refused with `SourceUnavailableError`;
+- refuse a body with a `Content-Encoding` (huggingface_hub asks for identity), a file larger
+  than the cache's free space, and watch every body as it is read: stop when the caller
+  has gone, when it runs past the size the metadata announced, or when it stays below the
+  low-speed limit (`Transient`: retried).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from huggingface_hub.utils import _http as hf_http
+
+from .._core.errors import SourceUnavailableError
+from .._core.speed import LowSpeed
+from .._core.validate import is_commit
+from .._hubapi.spec import RETRYABLE_STATUS, normalize_etag, parse_retry_after, same_origin
+from .._store.layout import ensure_room
+
+MAX_PAGES = 10_000
+MAX_API_BODY = 32 * 1024 * 1024
+_ROOM_CHECK_MIN = 8 * 1024 * 1024  # below this a full disk is reported by the write itself
+"""No Hub metadata or listing page is this large."""
+_GUARD: contextvars.ContextVar[CallGuard | None] = contextvars.ContextVar("modelfetch_guard", default=None)
+_install_lock = threading.Lock()
+_hooked: dict[int, httpx2.Client] = {}  # the shared client hooked last
+
+
+class Abandoned(BaseException):  # like CancelledError: not an error, a stop signal
+    """Raised inside a worker thread whose caller has gone, to unwind huggingface_hub's call."""
+
+
+class Transient(Exception):  # a signal to our retry loop, never shown to a user
+    """An answer (or a repeat) that our retry policy decides about."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class CallGuard:
+    """What one guarded call allows; shared by its worker thread and its task."""
+
+    what: str
+    endpoint: str
+    pinned: str | None = None
+    cache: Path | None = None
+    low_speed: tuple[int, float] = (0, 30.0)
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    seen: set[tuple[str, str, str]] = field(default_factory=set)
+    pages: int = 0
+    announced: int | None = None
+
+    def check_abandoned(self) -> None:
+        """Raise `Abandoned` once the caller has gone."""
+        if self.abandoned.is_set():
+            raise Abandoned
+
+    def refuse(self, problem: str) -> SourceUnavailableError:
+        """The error for an answer we will not act on."""
+        return SourceUnavailableError(
+            f"Fetching {self.what}: {self.endpoint} {problem}; nothing was written. "
+            "Check that HF_ENDPOINT is a Hub-compatible server you trust."
+        )
+
+
+def current() -> CallGuard | None:
+    """The guard of the call running in this thread, if any."""
+    return _GUARD.get()
+
+
+def run_guarded(guard: CallGuard, func: Any, *args: Any) -> Any:
+    """Call `func(*args)` in this worker thread under `guard`."""
+    install()
+    token = _GUARD.set(guard)
+    try:
+        return func(*args)
+    finally:
+        _GUARD.reset(token)
+
+
+def on_request(request: httpx2.Request) -> None:
+    """Request hook (see the module docstring)."""
+    guard = _GUARD.get()
+    if guard is None:
+        return
+    guard.check_abandoned()
+    url = str(request.url)
+    if not same_origin(url, guard.endpoint):
+        request.headers.pop("authorization", None)
+    key = (request.method, url, request.headers.get("range", ""))
+    api = "/api/" in request.url.path
+    if key in guard.seen:
+        if api and request.method == "GET":
+            raise guard.refuse(f"sent a listing page that links back to a page it already sent ({url})")
+        raise Transient(f"{request.method} {url} failed")
+    guard.seen.add(key)
+    if api:
+        guard.pages += 1
+        if guard.pages > MAX_PAGES:
+            raise guard.refuse(f"sent more than {MAX_PAGES} pages of one listing")
+
+
+def on_response(response: httpx2.Response) -> None:
+    """Response hook (see the module docstring)."""
+    guard = _GUARD.get()
+    if guard is None:
+        return
+    headers = response.headers
+    if response.status_code in RETRYABLE_STATUS:
+        raise Transient(
+            f"HTTP {response.status_code}", parse_retry_after(headers.get("retry-after"), time.time())
+        )
+    commit = headers.get("x-repo-commit")
+    if commit is not None:
+        if not is_commit(commit):
+            raise guard.refuse(f"answered with X-Repo-Commit {commit[:80]!r}, which is not a commit id")
+        if guard.pinned is not None and commit != guard.pinned:
+            raise guard.refuse(f"answered with commit {commit} for pinned revision {guard.pinned}")
+    if response.request.method == "HEAD" and _names_a_blob(response, guard.endpoint):
+        etag = normalize_etag(headers.get("x-linked-etag") or headers.get("etag"))
+        if etag is not None and not _verifiable(etag):
+            raise guard.refuse(f"answered with ETag {etag[:80]!r}, which is neither a sha256 nor a git sha1")
+        guard.announced = _announced_size(response)
+        _check_room(guard)
+    elif response.request.method == "GET" and response.is_success:
+        _watch_body(response, guard, download="/api/" not in response.request.url.path)
+
+
+def _names_a_blob(response: httpx2.Response, endpoint: str) -> bool:
+    """Whether huggingface_hub takes its metadata from this HEAD answer (not a Hub-internal hop)."""
+    if response.is_success:
+        return True
+    location = response.headers.get("location")
+    return (
+        response.is_redirect
+        and location is not None
+        and not same_origin(str(response.url.join(location)), endpoint)
+    )
+
+
+def _announced_size(response: httpx2.Response) -> int | None:
+    raw = response.headers.get("x-linked-size") or (
+        response.headers.get("content-length") if response.is_success else None
+    )
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+def _check_room(guard: CallGuard) -> None:
+    """Refuse a file the cache's disk cannot hold (huggingface_hub only warns)."""
+    if guard.cache is not None and guard.announced is not None and guard.announced >= _ROOM_CHECK_MIN:
+        ensure_room(guard.cache, guard.announced, guard.what)
+
+
+def _watch_body(response: httpx2.Response, guard: CallGuard, *, download: bool) -> None:
+    """Check a body's encoding now (file downloads), and its bytes as huggingface_hub reads them."""
+    if download:
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise guard.refuse(f"sent a file with Content-Encoding {encoding[:40]!r}; identity was asked for")
+    if isinstance(response.stream, httpx2.SyncByteStream):
+        limit = guard.announced if download else MAX_API_BODY
+        response.stream = _WatchedStream(response.stream, guard, limit)
+
+
+class _WatchedStream(httpx2.SyncByteStream):
+    """A response body that stops at the guard's limits (see `_watch_body`)."""
+
+    def __init__(self, inner: httpx2.SyncByteStream, guard: CallGuard, announced: int | None) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._announced = announced
+        self._pace = LowSpeed(*guard.low_speed)
+
+    def __iter__(self) -> Iterator[bytes]:
+        guard, received, announced = self._guard, 0, self._announced
+        for chunk in self._inner:
+            guard.check_abandoned()
+            received += len(chunk)
+            if announced is not None and received > announced:
+                raise guard.refuse(f"sent a body of more than the {announced} bytes expected")
+            if self._pace.too_slow(len(chunk)):
+                raise Transient(f"the body stayed below the low-speed limit ({self._pace.describe()})")
+            yield chunk
+
+    def close(self) -> None:
+        """Close the underlying stream."""
+        self._inner.close()
+
+
+def _verifiable(etag: str) -> bool:
+    return len(etag) in (40, 64) and all(c in "0123456789abcdef" for c in etag)
+
+
+def _hook(client: httpx2.Client) -> httpx2.Client:
+    hooks = client.event_hooks
+    if on_request not in hooks["request"]:
+        client.event_hooks = {
+            "request": [*hooks["request"], on_request],
+            "response": [*hooks["response"], on_response],
+        }
+    return client
+
+
+def install() -> None:
+    """Make every huggingface_hub client carry the hooks: the current one and those built later.
+
+    Idempotent. A factory the user sets later is wrapped again at our next call.
+    """
+    with _install_lock:
+        factory = getattr(hf_http, "_GLOBAL_CLIENT_FACTORY", None)
+        if factory is not None and not getattr(factory, "_modelfetch_guarded", False):
+
+            def guarded() -> httpx2.Client:
+                return _hook(factory())
+
+            guarded._modelfetch_guarded = True  # type: ignore[attr-defined]
+            hf_http._GLOBAL_CLIENT_FACTORY = guarded
+        session = hf_http.get_session()
+        if _hooked.get(id(session)) is not session:  # a new client: hook it (once)
+            _hooked.clear()
+            _hooked[id(session)] = _hook(session)

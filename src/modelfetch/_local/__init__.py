@@ -1,0 +1,1 @@
+"""Sources over local folders (`LocalDirSource`) and fall-through chains (`ChainSource`)."""

@@ -1,0 +1,1 @@
+"""`MirrorSource`: a fleet's object-store bucket read through and written back."""

@@ -1,0 +1,68 @@
+"""What a `MirrorSource` is told (`MirrorOptions`) and what it reports (`MirrorStats`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._core.errors import InvalidRequestError
+from .._core.validate import check_positive_int, check_seconds
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorOptions:
+    """How a `MirrorSource` shares work with the rest of the fleet.
+
+    Attributes:
+        lease: seconds a claim lasts without renewal; a node that dies while fetching
+            holds up the others for at most this long.
+        max_wait: seconds to wait for another node's fetch before fetching upstream anyway.
+        poll_interval: the longest pause between looks at the bucket while waiting.
+        retry_after: seconds to skip the bucket after it failed, before trying it again.
+        part_size: multipart upload part size; smaller blobs go in one conditional PUT.
+        write_back: upload what was fetched upstream (off: a read-only mirror).
+        timeout: seconds before a bucket request counts as failed.
+    """
+
+    lease: float = 30.0
+    max_wait: float = 1800.0
+    poll_interval: float = 1.0
+    retry_after: float = 30.0
+    part_size: int = 16 * MiB
+    write_back: bool = True
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("lease", "max_wait", "poll_interval", "retry_after", "timeout"):
+            check_seconds(f"MirrorOptions.{name}", getattr(self, name), allow_zero=False)
+        check_positive_int("MirrorOptions.part_size", self.part_size)
+        if self.part_size < 5 * MiB:
+            raise InvalidRequestError("MirrorOptions.part_size must be at least 5 MiB (the S3 minimum).")
+
+
+@dataclass(slots=True)
+class MirrorStats:
+    """Counters of one `MirrorSource` (a snapshot copy from `stats()`).
+
+    Attributes:
+        mirror_hits: files read from the bucket.
+        mirror_bytes: bytes read from the bucket.
+        upstream_fetches: files fetched from upstream (the Hub).
+        uploads: blobs written back to the bucket.
+        upload_bytes: bytes written back.
+        upload_failures: write-backs that failed (logged; the fetch itself succeeded).
+        waits: fetches that waited for another node's claim.
+        bucket_errors: times the bucket was unusable and upstream was used instead.
+        corrupt: blobs in the bucket that failed verification (fetched upstream instead).
+    """
+
+    mirror_hits: int = 0
+    mirror_bytes: int = 0
+    upstream_fetches: int = 0
+    uploads: int = 0
+    upload_bytes: int = 0
+    upload_failures: int = 0
+    waits: int = 0
+    bucket_errors: int = 0
+    corrupt: int = 0

@@ -1,0 +1,71 @@
+"""The bucket layer is the one boundary for obstore's exceptions: none escapes it unmapped."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import obstore
+import obstore.exceptions
+import pytest
+
+import modelfetch
+from modelfetch._mirror.bucket import Bucket, BucketUnavailableError, to_fetch_error
+
+ANSWERS = {"NotFoundError", "AlreadyExistsError", "PreconditionError"}
+CLASSES = [
+    cls
+    for name, cls in vars(obstore.exceptions).items()
+    if inspect.isclass(cls) and issubclass(cls, Exception) and name not in ANSWERS
+]
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_every_obstore_failure_becomes_bucket_unavailable(
+    cls: type[Exception], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each obstore exception that is not an answer surfaces as BucketUnavailableError from every call."""
+    bucket = Bucket.open("memory:///", timeout=5)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise cls("boom\nDebug source: many lines")
+
+    for name in ("get", "head", "put", "delete"):
+        monkeypatch.setattr(obstore, name, fail)
+    (tmp_path / "f").write_bytes(b"x")
+    calls = [
+        lambda: bucket.read("k"),
+        lambda: bucket.exists("k"),
+        lambda: bucket.create("k", b"x"),
+        lambda: bucket.replace("k", b"x", '"e"'),
+        lambda: bucket.delete("k"),
+        lambda: bucket.download("k", 0, lambda offset, chunk: None),
+        lambda: bucket.upload("k", tmp_path / "f", part_size=5 << 20, on_chunk=lambda n: None),
+    ]
+    for call in calls:
+        with pytest.raises(BucketUnavailableError) as info:
+            call()
+        assert "\n" not in str(info.value)  # one line, not obstore's debug dump
+    denied = cls.__name__ in {"PermissionDeniedError", "UnauthenticatedError"}
+    error = to_fetch_error(info.value, "Pushing org/model")
+    expected = modelfetch.AuthenticationError if denied else modelfetch.SourceUnavailableError
+    assert type(error) is expected
+
+
+def test_answers_are_values_not_errors() -> None:
+    """Missing keys read as None/False, a taken key as None, a stale e_tag as None."""
+    bucket = Bucket.open("memory:///", timeout=5)
+    assert bucket.read("missing") is None
+    assert not bucket.exists("missing")
+    assert bucket.download("missing", 0, lambda offset, chunk: None) is None
+    first = bucket.create("k", b"1")
+    assert first is not None
+    assert bucket.create("k", b"2") is None
+    assert bucket.replace("k", b"3", "stale") is None
+    bucket.delete("missing")
+
+
+def test_a_bad_url_is_an_invalid_request() -> None:
+    """An unusable mirror URL is refused when the source is built, naming the URL."""
+    with pytest.raises(modelfetch.InvalidRequestError, match="nope://"):
+        Bucket.open("nope://bucket", timeout=5)

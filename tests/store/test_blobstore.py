@@ -1,0 +1,81 @@
+"""BlobStore: the one writer of a cache folder (link, lock, partial, publish, refs, markers)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from modelfetch import AssetRef, IntegrityError, Origin
+from modelfetch._hubapi.spec import git_blob_id
+from modelfetch._store.blobstore import BlobStore
+from modelfetch._store.layout import find_cached, is_marked_missing, read_ref
+
+COMMIT = "c" * 40
+REF = AssetRef("org/model", "sub/a.json")
+
+
+def test_small_blobs_are_verified_published_and_linked(tmp_path: Path) -> None:
+    """store_small writes blobs/<etag>, links the snapshot entry relatively, and refuses bad bytes."""
+    store = BlobStore(tmp_path, lock_timeout=5)
+    data = b'{"a": 1}'
+    with pytest.raises(IntegrityError):
+        store.store_small(REF, COMMIT, git_blob_id(b"other"), data)
+    assert not list(tmp_path.glob("models--org--model/blobs/*"))
+    pointer = store.store_small(REF, COMMIT, git_blob_id(data), data)
+    assert pointer.read_bytes() == data
+    assert pointer.is_symlink()
+    assert not os.readlink(pointer).startswith("/")
+    cached = find_cached(store.layout, REF, COMMIT)
+    assert cached is not None
+    assert cached.etag == git_blob_id(data)
+
+
+def test_link_existing_describes_a_stored_blob_for_another_commit(tmp_path: Path) -> None:
+    """A blob stored once is linked, not downloaded, for a second commit."""
+    store = BlobStore(tmp_path, lock_timeout=5)
+    data = b"x" * 10
+    etag = git_blob_id(data)
+    assert store.link_existing(REF, COMMIT, etag) is None
+    store.store_small(REF, COMMIT, etag, data)
+    other = "d" * 40
+    found = store.link_existing(REF, other, etag)
+    assert found is not None
+    assert (found.commit, found.size, found.origin) == (other, 10, Origin.DISK)
+    assert found.path.read_bytes() == data
+
+
+def test_refs_and_missing_markers(tmp_path: Path) -> None:
+    """record_ref and record_missing leave what huggingface_hub reads."""
+    store = BlobStore(tmp_path, lock_timeout=5)
+    store.record_ref(REF, "main", COMMIT)
+    assert read_ref(store.layout, REF, "main") == COMMIT
+    store.record_missing(AssetRef("org/model", "nope.txt"), "dev", COMMIT)
+    assert is_marked_missing(store.layout, AssetRef("org/model", "nope.txt"), COMMIT)
+    assert read_ref(store.layout, REF, "dev") == COMMIT
+
+
+def test_withdraw_removes_blob_and_entry(tmp_path: Path) -> None:
+    """A corrupt published blob is taken back with its snapshot entry."""
+    store = BlobStore(tmp_path, lock_timeout=5)
+    data = b"y"
+    pointer = store.store_small(REF, COMMIT, git_blob_id(data), data)
+    store.withdraw(REF, COMMIT, git_blob_id(data))
+    assert not pointer.exists()
+    assert not store.layout.blob(REF, git_blob_id(data)).exists()
+
+
+def test_partials_of_big_blobs_sweep_orphans_under_the_lock(tmp_path: Path) -> None:
+    """A big blob's partial (opened under its lock) removes huggingface_hub orphans; a small one's not."""
+    store = BlobStore(tmp_path, lock_timeout=5)
+    etag = "e" * 64
+    blobs = store.layout.blob(REF, etag).parent
+    blobs.mkdir(parents=True)
+    orphan = blobs / f"{etag}.0123abcd.incomplete"
+    orphan.write_bytes(b"half")
+    with store.locked(REF, etag):
+        store.partial(REF, etag, etag, 1024)
+        assert orphan.exists()
+        store.partial(REF, etag, etag, 64 * 1024 * 1024)
+        assert not orphan.exists()
