@@ -24,8 +24,14 @@ _DEFAULT: RunVar[ModelAssetSource | None] = RunVar("modelfetch_default_source", 
 BACKENDS = ("threads", "httpx")
 """The Hub sources the default stack can use: `HubSource` ("threads") or `HttpHubSource`."""
 
+DEFAULT_BACKEND = "threads"
+"""The Hub source of the default stack, wherever a default is needed (`fetch`, the CLI,
+`CachedSource()`, `MirrorSource()` without an upstream): decided here and nowhere else."""
 
-def build_default_source(settings: Settings | None = None, *, backend: str = "threads") -> ModelAssetSource:
+
+def build_default_source(
+    settings: Settings | None = None, *, backend: str = DEFAULT_BACKEND
+) -> ModelAssetSource:
     """A fresh default stack, configured by `settings` (from the environment when omitted).
 
     `CachedSource(HubSource())`, or `CachedSource(MirrorSource(upstream=HubSource()))` when
@@ -41,11 +47,14 @@ def build_default_source(settings: Settings | None = None, *, backend: str = "th
     return CachedSource(hub, settings=settings)
 
 
-def hub_source(backend: str, settings: Settings) -> ModelAssetSource:
+def hub_source(backend: str = DEFAULT_BACKEND, settings: Settings | None = None) -> ModelAssetSource:
     """The Hub source named by `backend` ("threads" or "httpx").
 
     Imported here, after `settings` were read: huggingface_hub reads `HF_*` at import.
+    Lower layers that need a default upstream (`CachedSource()`, `MirrorSource()`) ask
+    for it here, so no layer imports a source it does not own.
     """
+    settings = settings if settings is not None else Settings.from_env()
     if backend == "threads":
         from ._hub.source import HubSource  # noqa: PLC0415
 

@@ -80,7 +80,7 @@ class CachedSource(AsyncResource):
     """Put the async cache layer in front of `inner` (see the module docstring).
 
     Args:
-        inner: the source to ask on a miss; `HubSource(settings)` when omitted.
+        inner: the source to ask on a miss; the default Hub source when omitted.
         settings: where the Hugging Face cache is and whether to stay offline; taken from
             `inner.settings` when it has them, else from the environment.
         ttl: seconds a branch/tag resolution is trusted before it is revalidated (0: never).
@@ -120,9 +120,9 @@ class CachedSource(AsyncResource):
             settings = inner_settings if isinstance(inner_settings, Settings) else Settings.from_env()
         self.settings = settings
         if inner is None:
-            from .._hub.source import HubSource  # noqa: PLC0415 - imports huggingface_hub: only when needed
+            from .._default import hub_source  # noqa: PLC0415 - the top layer picks the default
 
-            inner = HubSource(settings)
+            inner = hub_source(settings=settings)
         self.inner: ModelAssetSource = inner
         self.offline = settings.offline if offline is None else offline
         self._policy = CachePolicy(ttl, recheck, max_entries, ttl if negative_ttl is None else negative_ttl)

@@ -27,9 +27,11 @@ from .._core.errors import FetchError, InvalidRequestError
 from .._core.progress import ProgressCallback
 from .._core.settings import Settings
 from .._core.types import DEFAULT_REVISION, RepoRef
-from .._default import BACKENDS, build_default_source, hub_source
+from .._default import BACKENDS, DEFAULT_BACKEND, build_default_source, hub_source
 from .._version import __version__
 from .bars import ProgressBars, bars_enabled
+
+_BACKEND_HELP = f"Hub source (default: {DEFAULT_BACKEND})"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--revision", default=None, help="branch, tag or commit id (default: main)")
     common.add_argument("--repo-type", default="model", choices=["model", "dataset", "space"])
     common.add_argument(
-        "--backend", default="threads", choices=BACKENDS, help="Hub source (default: threads)"
+        "--backend",
+        default=DEFAULT_BACKEND,
+        choices=BACKENDS,
+        help=_BACKEND_HELP,
     )
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     common.add_argument("--debug", action="store_true", help="show tracebacks on failure")
@@ -79,7 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--shards", type=_positive_int, default=4, help="number of safetensors shards (default: 4)"
     )
-    demo.add_argument("--backend", default="threads", choices=BACKENDS, help="Hub source (default: threads)")
+    demo.add_argument(
+        "--backend",
+        default=DEFAULT_BACKEND,
+        choices=BACKENDS,
+        help=_BACKEND_HELP,
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     return parser

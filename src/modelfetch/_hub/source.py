@@ -32,6 +32,7 @@ from .._core.errors import FetchError, IntegrityError, SourceUnavailableError
 from .._core.progress import ProgressCallback, ProgressKind
 from .._core.retry import RetryPolicy
 from .._core.settings import Settings
+from .._core.threadprogress import TransferWatch
 from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
 from .._core.validate import check_instance, check_positive_int, is_commit
 from .._hubapi.errmap import ErrorContext, to_fetch_error
@@ -39,7 +40,7 @@ from .._hubapi.spec import check_listing, not_hub_json, revision_url, tree_url
 from .._store.blobstore import BlobStore
 from .._store.partial import verify_file
 from .guard import CallGuard, Transient, run_guarded
-from .threadwatch import BridgeTqdm, TransferWatch, run_watched
+from .threadwatch import BridgeTqdm, check_stopped, run_watched
 
 DEFAULT_MAX_WORKERS = 8
 _T = TypeVar("_T")
@@ -97,7 +98,7 @@ class HubSource(AsyncResource):
 
     async def resolve(self, ref: AssetRef, *, progress: ProgressCallback | None = None) -> ResolvedAsset:
         """Download `ref` into the Hugging Face cache (or find it there); see `ModelAssetSource`."""
-        watch = TransferWatch(ref, progress)
+        watch = TransferWatch(ref, progress, check_stopped)
         pinned = ref.revision if ref.is_pinned else None
         try:
             resolved: ResolvedAsset = await within_deadline(

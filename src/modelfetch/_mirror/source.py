@@ -35,10 +35,9 @@ from .._core.lru import Lru
 from .._core.progress import ProgressCallback, ProgressKind
 from .._core.protocol import ModelAssetSource
 from .._core.settings import Settings
+from .._core.threadprogress import TransferWatch
 from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
 from .._core.validate import check_instance, check_source
-from .._hub.source import HubSource
-from .._hub.threadwatch import TransferWatch
 from .._hubapi.errmap import ErrorContext, to_fetch_error
 from .._hubapi.spec import safe_blob_name
 from .._store.blobstore import BlobStore
@@ -77,7 +76,8 @@ class MirrorSource(AsyncResource):
         url: the bucket, e.g. `s3://models/hf` (credentials and endpoint from the standard
             `AWS_*` variables); also `file:///mnt/share/...` or `memory:///`. Defaults to
             `MODELFETCH_MIRROR_URL`.
-        upstream: where blobs come from when the bucket lacks them; `HubSource` by default.
+        upstream: where blobs come from when the bucket lacks them; the default Hub source
+            when omitted.
         settings: local cache and timeouts; `Settings.from_env()` when omitted.
         options: claim, wait and upload behaviour.
         bucket: an already-open `Bucket` (tests), instead of `url`.
@@ -115,7 +115,11 @@ class MirrorSource(AsyncResource):
                 )
             bucket = Bucket.open(url, timeout=self.options.timeout)
         self.bucket = bucket
-        self.upstream: ModelAssetSource = upstream if upstream is not None else HubSource(self.settings)
+        if upstream is None:
+            from .._default import hub_source  # noqa: PLC0415 - the top layer picks the default
+
+            upstream = hub_source(settings=self.settings)
+        self.upstream: ModelAssetSource = upstream
         self._store = BlobStore(self.settings.hub_cache, self.settings.lock_timeout)
         self._limiter = anyio.CapacityLimiter(8)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
