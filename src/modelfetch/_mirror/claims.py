@@ -7,16 +7,24 @@ A claim that stops being renewed (its node died or hung) lapses at its `expires`
 the next node to look takes it over, with a conditional replace, so again only one wins.
 
 Expiry uses wall-clock time, so the nodes' clocks must agree to well within the lease
-(NTP is enough: the default lease is 30 s). All functions here block: run them in a
-worker thread.
+(NTP is enough: the default lease is 30 s). The functions here block (run them in a
+worker thread), except `holding`, the async context manager a claimant runs under.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from .bucket import Bucket
+import anyio
+
+from .access import BucketAccess
+from .bucket import Bucket, BucketUnavailableError
 from .keys import Claim, claim_key, decode_claim, encode_claim
+
+log = logging.getLogger("modelfetch.mirror")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +75,37 @@ def release(bucket: Bucket, held: HeldClaim) -> None:
     theirs = decode_claim(current[0])
     if theirs is None or theirs.owner == held.claim.owner:
         bucket.delete(key)
+
+
+@asynccontextmanager
+async def holding(
+    access: BucketAccess, held: HeldClaim, lease: float, clock: Callable[[], float], what: object
+) -> AsyncIterator[None]:
+    """Keep `held` renewed (every `lease / 3` s) while the block runs; release it however it ends.
+
+    The release is shielded, so a cancelled claimant still frees the claim for the others
+    at once instead of making them wait for the lease to lapse.
+    """
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_keep_renewing, access, held, lease, clock)
+            yield
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            try:
+                await access.run(release, access.bucket, held)
+            except BucketUnavailableError as exc:
+                log.warning("mirror %s: could not release the claim on %s: %s", access.url, what, exc)
+
+
+async def _keep_renewing(
+    access: BucketAccess, held: HeldClaim | None, lease: float, clock: Callable[[], float]
+) -> None:
+    while held is not None:
+        await anyio.sleep(lease / 3)
+        try:
+            held = await access.run(renew, access.bucket, held, lease, clock())
+        except BucketUnavailableError as exc:
+            log.warning("mirror %s: could not renew a claim: %s", access.url, exc)
+            return

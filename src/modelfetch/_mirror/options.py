@@ -41,9 +41,9 @@ class MirrorOptions:
             raise InvalidRequestError("MirrorOptions.part_size must be at least 5 MiB (the S3 minimum).")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class MirrorStats:
-    """Counters of one `MirrorSource` (a snapshot copy from `stats()`).
+    """Counters of one `MirrorSource`, as `MirrorSource.stats()` saw them (a frozen value).
 
     Attributes:
         mirror_hits: files read from the bucket.

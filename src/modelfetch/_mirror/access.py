@@ -1,0 +1,62 @@
+"""How a `MirrorSource` reaches its bucket: worker threads, an outage breaker, counters.
+
+Every bucket call of the mirror goes through `BucketAccess.run` (obstore's blocking API in
+a worker thread, at most 8 at once). `usable()` asks the breaker whether to try the bucket
+now; `failed()` records an outage, which sends fetches straight upstream for
+`MirrorOptions.retry_after` seconds with one warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .breaker import Breaker, Verdict
+from .bucket import Bucket, BucketUnavailableError
+from .options import MirrorStats
+
+log = logging.getLogger("modelfetch.mirror")
+
+
+class BucketAccess:
+    """The bucket, the threads that call it, its breaker, and the mirror's counters."""
+
+    def __init__(self, bucket: Bucket, retry_after: float, clock: Callable[[], float]) -> None:
+        self.bucket = bucket
+        self.url = bucket.url
+        self.retry_after = retry_after
+        self.counts: Counter[str] = Counter()  # MirrorStats field -> value, changed on the loop only
+        self._breaker = Breaker(retry_after, clock)
+        self._limiter = anyio.CapacityLimiter(8)
+
+    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
+        """`func(*args)` in a worker thread (bucket calls block)."""
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+
+    def usable(self) -> bool:
+        """Whether to try the bucket now (False during an outage)."""
+        verdict = self._breaker.check()
+        if verdict is Verdict.RETRY:
+            log.warning("mirror %s: trying the bucket again", self.url)
+        return verdict is not Verdict.SKIP
+
+    def failed(self, exc: BucketUnavailableError, action: str = "reading") -> None:
+        """Count a bucket failure; skip the bucket for `retry_after` s, warning once per outage."""
+        self.counts["bucket_errors"] += 1
+        if self._breaker.trip():
+            log.warning(
+                "mirror %s is unavailable (%s failed: %s); using upstream only for the next %.0f s",
+                self.url,
+                action,
+                exc,
+                self.retry_after,
+            )
+
+    def stats(self) -> MirrorStats:
+        """The counters as a frozen value."""
+        return MirrorStats(**self.counts)

@@ -1,0 +1,67 @@
+"""Bucket to cache: stream `blobs/<etag>` into a partial blob, verify it, publish it. Blocking.
+
+Runs in a worker thread under huggingface_hub's lock for the blob, so a `hf_hub_download`
+in another process and this never write the same blob at once. Nothing unverified is
+ever published: a blob whose bytes do not match its etag is discarded and reported.
+"""
+
+from __future__ import annotations
+
+from .._core.errors import IntegrityError
+from .._core.threadprogress import TransferWatch
+from .._core.types import AssetRef, Origin, RepoFile, ResolvedAsset
+from .._hubapi.errmap import ErrorContext, to_fetch_error
+from .._store.blobstore import BlobStore
+from .bucket import Bucket
+from .keys import blob_key
+
+
+def link_local(store: BlobStore, ref: AssetRef, commit: str, entry: RepoFile) -> ResolvedAsset | None:
+    """`ref` from the local cache when its blob is already there (recording the ref)."""
+    found = store.link_existing(ref, commit, entry.etag)
+    if found is not None:
+        store.record_ref(ref, ref.revision, commit)
+    return found
+
+
+def ingest(
+    store: BlobStore, bucket: Bucket, ref: AssetRef, commit: str, entry: RepoFile, watch: TransferWatch
+) -> ResolvedAsset | None:
+    """Copy `ref`'s blob from `bucket` into the cache; None when the bucket lacks it.
+
+    Raises:
+        IntegrityError: the bucket's bytes do not match the etag (nothing is kept).
+        BucketUnavailableError: the bucket failed (what was received is kept for a resume).
+        FetchError: the local disk failed (nothing is kept).
+    """
+    with store.locked(ref, entry.etag):
+        local = link_local(store, ref, commit, entry)
+        if local is not None:
+            return local
+        if not bucket.exists(blob_key(entry.etag)):
+            return None
+        partial = store.partial(ref, entry.etag, entry.etag, entry.size)
+        start = partial.open()
+        try:
+            watch.started(entry.size, start)
+
+            def sink(offset: int, chunk: memoryview) -> None:
+                partial.write_at(offset, chunk, watermark=offset + len(chunk))
+                watch.advanced(len(chunk))
+
+            try:
+                if bucket.download(blob_key(entry.etag), start, sink) is None:
+                    return None
+            except OSError as exc:  # a local disk error, not the bucket's: keep nothing
+                partial.discard()
+                raise to_fetch_error(exc, ErrorContext(ref)) from exc
+            try:
+                partial.verify()
+            except IntegrityError as exc:
+                partial.discard()
+                raise IntegrityError(f"blobs/{entry.etag[:16]}... in the bucket for {ref}: {exc}") from None
+            pointer = store.publish(partial, ref, commit, entry.etag)
+        finally:
+            partial.close()
+        store.record_ref(ref, ref.revision, commit)
+    return ResolvedAsset(ref, pointer, commit, entry.size, entry.etag, Origin.NETWORK)
