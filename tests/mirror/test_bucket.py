@@ -52,6 +52,20 @@ def test_every_obstore_failure_becomes_bucket_unavailable(
     assert type(error) is expected
 
 
+def test_a_bug_is_not_mistaken_for_an_outage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only obstore's errors are translated: a TypeError from a wrong call propagates as it is."""
+    bucket = Bucket.open("memory:///", timeout=5)
+
+    def wrong(*args: object, **kwargs: object) -> None:
+        raise TypeError("get() got an unexpected keyword argument")
+
+    monkeypatch.setattr(obstore, "get", wrong)
+    with pytest.raises(TypeError):
+        bucket.read("k")
+    with pytest.raises(TypeError):
+        bucket.download("k", 0, lambda offset, chunk: None)
+
+
 def test_answers_are_values_not_errors() -> None:
     """Missing keys read as None/False, a taken key as None, a stale e_tag as None."""
     bucket = Bucket.open("memory:///", timeout=5)

@@ -99,6 +99,10 @@ class Bucket:
         self.url = url
         self._ob = _obstore()
         self._exc = self._ob.exceptions
+        # What obstore raises for the store's failures: its own errors, and builtin OSErrors
+        # (FileNotFoundError for "no such key", TimeoutError, I/O). Anything else (TypeError,
+        # a bug of ours) is not the bucket's failure and propagates unchanged.
+        self._errors: tuple[type[BaseException], ...] = (self._exc.BaseError, OSError)
 
     @classmethod
     def open(cls, url: str, *, timeout: float, env: Mapping[str, str] | None = None) -> Bucket:
@@ -136,7 +140,7 @@ class Bucket:
             return bytes(result.bytes()), result.meta.get("e_tag")
         except FileNotFoundError:
             return None
-        except Exception as exc:
+        except self._errors as exc:
             raise self._unavailable("reading", key, exc) from None
 
     def exists(self, key: str) -> bool:
@@ -146,7 +150,7 @@ class Bucket:
             return True
         except FileNotFoundError:
             return False
-        except Exception as exc:
+        except self._errors as exc:
             raise self._unavailable("checking", key, exc) from None
 
     def create(self, key: str, data: bytes) -> str | None:
@@ -155,7 +159,7 @@ class Bucket:
             return self._put(key, data, "create")
         except self._exc.AlreadyExistsError:
             return None
-        except Exception as exc:
+        except self._errors as exc:
             raise self._unavailable("creating", key, exc) from None
 
     def replace(self, key: str, data: bytes, e_tag: str | None) -> str | None:
@@ -174,7 +178,7 @@ class Bucket:
             return self._put(key, data, mode)
         except (self._exc.PreconditionError, self._exc.AlreadyExistsError, FileNotFoundError):
             return None
-        except Exception as exc:
+        except self._errors as exc:
             raise self._unavailable("replacing", key, exc) from None
 
     def _put(self, key: str, data: bytes, mode: Any) -> str:
@@ -187,7 +191,7 @@ class Bucket:
             self._ob.delete(self.store, key)
         except FileNotFoundError:
             return
-        except Exception as exc:
+        except self._errors as exc:
             raise self._unavailable("deleting", key, exc) from None
 
     def download(self, key: str, start: int, sink: Callable[[int, memoryview], None]) -> int | None:
@@ -203,7 +207,7 @@ class Bucket:
             chunks = iter(result.stream(min_chunk_size=_READ_CHUNK))
         except FileNotFoundError:
             return None
-        except Exception as exc:
+        except self._errors as exc:
             raise self._unavailable("reading", key, exc) from None
         offset = start
         while True:
@@ -211,7 +215,7 @@ class Bucket:
                 chunk = next(chunks)
             except StopIteration:
                 return size
-            except Exception as exc:
+            except self._errors as exc:
                 raise self._unavailable("reading", key, exc) from None
             view = memoryview(chunk)
             sink(offset, view)
@@ -242,9 +246,9 @@ class Bucket:
             )
         except self._exc.AlreadyExistsError:
             return
-        except Exception as exc:
-            if isinstance(exc, FetchError | OSError) and not isinstance(exc, FileNotFoundError):
-                raise
+        except self._errors as exc:
+            if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+                raise  # reading the local file failed: the disk's failure, not the bucket's
             raise self._unavailable("uploading", key, exc) from None
 
 
