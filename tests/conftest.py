@@ -27,7 +27,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
 @pytest.fixture
 def settings(fake_hub: FakeHub, tmp_path: Path) -> Settings:
     """Settings aimed at the test's FakeHub and a fresh cache, independent of the environment."""
-    return Settings.from_env({}, endpoint=fake_hub.endpoint, hub_cache=tmp_path / "cache", state_dir=tmp_path)
+    return Settings.from_env({}, endpoint=fake_hub.endpoint, hub_cache=tmp_path / "cache")
 
 
 @pytest.fixture

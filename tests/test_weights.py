@@ -61,7 +61,7 @@ async def test_missing_weights_and_broken_index() -> None:
             await modelfetch.fetch_safetensors("org/m", source=source)
     hostile = json.dumps({"weight_map": {"a": "../../../etc/passwd"}}).encode()
     async with MemorySource({"org/m": {"model.safetensors.index.json": hostile}}) as source:
-        with pytest.raises(modelfetch.FetchError):
+        with pytest.raises(modelfetch.SnapshotError, match=r"etc/passwd.*is not valid"):
             await modelfetch.fetch_safetensors("org/m", source=source)
 
 

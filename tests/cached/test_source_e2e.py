@@ -99,11 +99,13 @@ async def test_missing_file_at_a_commit_is_remembered_on_disk(fake_hub: FakeHub,
     assert fake_hub.requests == []
 
 
-async def test_cancelling_all_waiters_stops_the_download(fake_hub: FakeHub, settings: Settings) -> None:
+async def test_cancelling_all_waiters_stops_the_download(
+    fake_hub: FakeHub, settings: Settings, tmp_path: Path
+) -> None:
     """Every waiter cancelled mid-transfer: the connection ends early, nothing is published, a retry works."""
     size = 64 * MiB
-    (settings.state_dir / "big.bin").write_bytes(b"\0" * size)
-    fake_hub.add_file("org/model", "model.safetensors", settings.state_dir / "big.bin")
+    (tmp_path / "big.bin").write_bytes(b"\0" * size)
+    fake_hub.add_file("org/model", "model.safetensors", tmp_path / "big.bin")
     rule = fake_hub.inject(Fault(throttle=16 * MiB), method="GET", path="model.safetensors")
     started = anyio.Event()
 

@@ -111,7 +111,7 @@ def test_mirror_push_seeds_a_bucket_a_node_then_reads_without_the_hub(
     assert captured.out.strip() == commit
     assert "2 blobs uploaded" in captured.err
     before = len(hub_env.requests)
-    node = Settings.from_env({}, endpoint=hub_env.endpoint, hub_cache=tmp_path / "node", state_dir=tmp_path)
+    node = Settings.from_env({}, endpoint=hub_env.endpoint, hub_cache=tmp_path / "node")
 
     async def read() -> bytes:
         async with MirrorSource(url, upstream=HttpHubSource(node), settings=node) as mirror:

@@ -65,3 +65,12 @@ def test_bad_values_raise(env: dict[str, str], match: str) -> None:
     """Malformed variables raise a clear InvalidRequestError."""
     with pytest.raises(InvalidRequestError, match=match):
         Settings.from_env(env)
+
+
+def test_state_dir_is_deprecated_and_unused(tmp_path: Path) -> None:
+    """Passing the unused state_dir still works but warns; by default it is None and nothing is created."""
+    with pytest.warns(DeprecationWarning, match="state_dir"):
+        settings = Settings.from_env({}, state_dir=tmp_path / "state")
+    assert settings.state_dir == tmp_path / "state"
+    assert not (tmp_path / "state").exists()
+    assert Settings.from_env({}).state_dir is None

@@ -170,12 +170,14 @@ async def test_progress_arrives_on_the_event_loop_thread(fake_hub: FakeHub, sett
     assert sum(1 for e in events if e.kind is ProgressKind.ADVANCED) >= 3
 
 
-async def test_cancellation_stops_the_worker_thread(fake_hub: FakeHub, settings: Settings) -> None:
+async def test_cancellation_stops_the_worker_thread(
+    fake_hub: FakeHub, settings: Settings, tmp_path: Path
+) -> None:
     """A cancelled fetch of a slow large file ends its connection early and publishes nothing."""
     size = 64 * MiB
-    with (settings.state_dir / "big.bin").open("wb") as f:
+    with (tmp_path / "big.bin").open("wb") as f:
         f.truncate(size)
-    fake_hub.add_file("org/model", "model.safetensors", settings.state_dir / "big.bin")
+    fake_hub.add_file("org/model", "model.safetensors", tmp_path / "big.bin")
     fake_hub.inject(Fault(throttle=16 * MiB), method="GET", path="model.safetensors")
     started = anyio.Event()
 

@@ -19,7 +19,7 @@ MiB = 1024 * 1024
 
 
 def _node(hub: FakeHub, tmp: Path, name: str) -> Settings:
-    return Settings.from_env({}, endpoint=hub.endpoint, hub_cache=tmp / name / "cache", state_dir=tmp / name)
+    return Settings.from_env({}, endpoint=hub.endpoint, hub_cache=tmp / name / "cache")
 
 
 def _enospc(*args: object) -> int:

@@ -53,7 +53,7 @@ def bucket() -> Bucket:
 
 
 def _node(hub: FakeHub, tmp: Path, name: str) -> Settings:
-    return Settings.from_env({}, endpoint=hub.endpoint, hub_cache=tmp / name / "cache", state_dir=tmp / name)
+    return Settings.from_env({}, endpoint=hub.endpoint, hub_cache=tmp / name / "cache")
 
 
 def _model(hub: FakeHub) -> tuple[str, dict[str, bytes]]:

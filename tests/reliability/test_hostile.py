@@ -59,14 +59,14 @@ def test_hostile_names_fail_typed_or_stay_inside(
 
 
 async def test_symlink_planted_at_the_blob_path_is_replaced_not_followed(
-    fake_hub: FakeHub, settings: Settings, ledger: Ledger
+    fake_hub: FakeHub, settings: Settings, ledger: Ledger, tmp_path: Path
 ) -> None:
     """A symlink at blobs/<etag> pointing outside is replaced by the real blob; its target is untouched."""
     data = os.urandom(200_000)
     fake_hub.add_file("org/model", "w.safetensors", data)
     blob = settings.hub_cache / "models--org--model" / "blobs" / hashlib.sha256(data).hexdigest()
     blob.parent.mkdir(parents=True)
-    outside = settings.state_dir / "outside-target"
+    outside = tmp_path / "outside-target"
     blob.symlink_to(outside)
     async with HttpHubSource(settings) as source:
         resolved = await source.resolve(modelfetch.AssetRef("org/model", "w.safetensors"))
@@ -76,14 +76,14 @@ async def test_symlink_planted_at_the_blob_path_is_replaced_not_followed(
 
 
 async def test_symlink_planted_at_the_temporary_path_is_refused(
-    fake_hub: FakeHub, settings: Settings, ledger: Ledger
+    fake_hub: FakeHub, settings: Settings, ledger: Ledger, tmp_path: Path
 ) -> None:
     """A symlink at the resumable temporary path makes the fetch fail typed; its target is untouched."""
     data = os.urandom(200_000)
     fake_hub.add_file("org/model", "w.safetensors", data)
     blobs = settings.hub_cache / "models--org--model" / "blobs"
     blobs.mkdir(parents=True)
-    target = settings.state_dir / "precious"
+    target = tmp_path / "precious"
     target.write_bytes(b"precious")
     (blobs / f"{hashlib.sha256(data).hexdigest()}.modelfetch.incomplete").symlink_to(target)
     options = modelfetch.TransferOptions(small_file_limit=0)

@@ -29,6 +29,4 @@ def tree(root: Path) -> set[str]:
 
 def settings_for(endpoint: str, tmp_path: Path, **extra: object) -> Settings:
     """Settings aimed at a hostile server, with the cache in `tmp_path/cache`."""
-    return Settings.from_env(
-        {}, endpoint=endpoint, hub_cache=tmp_path / "cache", state_dir=tmp_path / "state", **extra
-    )
+    return Settings.from_env({}, endpoint=endpoint, hub_cache=tmp_path / "cache", **extra)

@@ -26,11 +26,12 @@ def _url(hub: FakeHub, name: str = "blob.bin") -> str:
 
 def test_status_for_the_next_n_requests(hub: FakeHub) -> None:
     """A status fault answers with that status, Retry-After included, `times` times, then stops."""
-    hub.inject(Fault(status=503, retry_after="2"), path="blob.bin", times=2)
+    rule = hub.inject(Fault(status=503, retry_after="2"), path="blob.bin", times=2)
     statuses = [httpx.head(_url(hub)) for _ in range(3)]
     assert [r.status_code for r in statuses] == [503, 503, 200]
     assert statuses[0].headers["Retry-After"] == "2"
     assert httpx.head(_url(hub, "config.json")).status_code == 200
+    assert rule.fired == 2  # counts the requests it applied to, not the ones it saw
 
 
 def test_method_scoping(hub: FakeHub) -> None:

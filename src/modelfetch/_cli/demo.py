@@ -77,7 +77,7 @@ async def run_demo(
         async with FakeHub() as hub:
             commit = await anyio.to_thread.run_sync(hub.add_folder, DEMO_REPO, model.folder)
             cache = work / "hf-home" / "hub"
-            settings = Settings.from_env({}, endpoint=hub.endpoint, hub_cache=cache, state_dir=work)
+            settings = Settings.from_env({}, endpoint=hub.endpoint, hub_cache=cache)
             print(
                 f"FakeHub on {hub.endpoint}: {DEMO_REPO}@{commit[:12]}, {len(model.files)} files, "
                 f"{model.total_bytes / _MIB:.1f} MiB",

@@ -7,11 +7,10 @@ both. Nothing here is read at import time.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-
-import platformdirs
 
 from .errors import InvalidRequestError
 from .validate import check_path, check_seconds
@@ -32,7 +31,8 @@ class Settings:
         etag_timeout: seconds to wait for a metadata answer (`HF_HUB_ETAG_TIMEOUT`).
         download_timeout: seconds to wait for body bytes (`HF_HUB_DOWNLOAD_TIMEOUT`).
         lock_timeout: seconds to wait for another process's lock on the same blob.
-        state_dir: modelfetch's own non-Hub state (platformdirs); never holds Hub files.
+        state_dir: deprecated and unused (modelfetch keeps no state of its own); passing it
+            warns. It will be removed in a future release.
         mirror_url: the fleet's shared bucket (`MODELFETCH_MIRROR_URL`, e.g. `s3://models/hf`);
             when set, the default source reads through it (see `MirrorSource`).
         low_speed_limit: bytes per second a body must keep up, averaged over
@@ -50,9 +50,7 @@ class Settings:
     etag_timeout: float = 10.0
     download_timeout: float = 10.0
     lock_timeout: float = 600.0
-    state_dir: Path = field(
-        default_factory=lambda: Path(platformdirs.user_state_dir("modelfetch", appauthor=False))
-    )
+    state_dir: Path | None = None
     mirror_url: str | None = None
     low_speed_limit: int = 1024
     low_speed_time: float = 30.0
@@ -65,7 +63,12 @@ class Settings:
             )
         # Frozen: normalise through object.__setattr__, once, here.
         object.__setattr__(self, "hub_cache", check_path("hub_cache", self.hub_cache))
-        object.__setattr__(self, "state_dir", check_path("state_dir", self.state_dir))
+        if self.state_dir is not None:
+            warnings.warn(
+                "Settings.state_dir is unused and will be removed; stop passing it.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
         if self.token is not None and not isinstance(self.token, str):
             raise InvalidRequestError("token must be a string or None.")
         if not isinstance(self.offline, bool):

@@ -35,7 +35,7 @@ from .._core.settings import Settings
 from .._core.threadprogress import TransferWatch
 from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
 from .._core.validate import check_instance, check_positive_int, is_commit
-from .._hubapi.errmap import ErrorContext, to_fetch_error
+from .._hubapi.errmap import ErrorContext, is_size_mismatch, to_fetch_error
 from .._hubapi.spec import check_listing, not_hub_json, revision_url, tree_url
 from .._store.blobstore import BlobStore
 from .._store.partial import verify_file
@@ -169,18 +169,23 @@ class HubSource(AsyncResource):
 
     def _download(self, ref: AssetRef, watch: TransferWatch) -> ResolvedAsset:
         s = self.settings
-        raw = hf_hub_download(
-            ref.repo_id,
-            ref.filename,
-            repo_type=ref.repo_type,
-            revision=ref.revision,
-            cache_dir=s.hub_cache,
-            endpoint=s.endpoint,
-            token=s.token or False,
-            local_files_only=s.offline,
-            etag_timeout=s.etag_timeout,
-            tqdm_class=BridgeTqdm,
-        )
+        try:
+            raw = hf_hub_download(
+                ref.repo_id,
+                ref.filename,
+                repo_type=ref.repo_type,
+                revision=ref.revision,
+                cache_dir=s.hub_cache,
+                endpoint=s.endpoint,
+                token=s.token or False,
+                local_files_only=s.offline,
+                etag_timeout=s.etag_timeout,
+                tqdm_class=BridgeTqdm,
+            )
+        except OSError as exc:
+            if is_size_mismatch(exc):  # a body cut short or overlong: a failed attempt, nothing kept
+                raise Transient("the body was not the size the server announced") from exc
+            raise
         resolved = self._describe(ref, Path(str(raw)), Origin.NETWORK if watch.transferred else Origin.DISK)
         if self.verify and resolved.origin is Origin.NETWORK:
             self._check(resolved)

@@ -128,9 +128,14 @@ def _lock_timeout(exc: BaseException, ctx: ErrorContext) -> FetchError:
     )
 
 
+def is_size_mismatch(exc: BaseException) -> bool:
+    """Whether `exc` is huggingface_hub's "the body was not the size announced" (nothing kept)."""
+    return isinstance(exc, OSError) and str(exc).startswith("Consistency check failed")
+
+
 def _os_error(exc: BaseException, ctx: ErrorContext) -> FetchError:
     assert isinstance(exc, OSError)
-    if str(exc).startswith("Consistency check failed"):
+    if is_size_mismatch(exc):
         return IntegrityError(
             f"Fetching {ctx.what}: the downloaded size did not match the expected size; "
             "nothing was published, retry."

@@ -51,7 +51,11 @@ class Fault:
 
 @dataclass(slots=True)
 class FaultRule:
-    """A fault, the requests it applies to, and how many more times it may fire."""
+    """A fault, the requests it applies to, and how many more times it may fire.
+
+    Attributes:
+        fired: how many requests it has applied to so far (for assertions in tests).
+    """
 
     fault: Fault
     method: str | None = None
