@@ -54,6 +54,7 @@ def _fetch_in_subprocess(hub: FakeHub, cache: Path, revision: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow
 def test_pinned_ref_on_disk_needs_no_request_in_a_fresh_process(fake_hub: FakeHub, tmp_path: Path) -> None:
     """A commit-pinned ref whose file is cached resolves in a new process with zero requests."""
     commit = fake_hub.add_file("org/model", "config.json", b"{}")
@@ -148,6 +149,7 @@ else:
 """
 
 
+@pytest.mark.slow
 def test_four_processes_share_one_blob(fake_hub: FakeHub, tmp_path: Path) -> None:
     """Two modelfetch and two huggingface_hub processes fetching one large file end with one valid blob."""
     data = os.urandom(16 * MiB)

@@ -109,6 +109,7 @@ async def test_an_unreachable_endpoint_fails_within_the_policy(tmp_path: Path) -
     assert len(slept) == FAST.attempts - 1
 
 
+@pytest.mark.slow
 def test_cli_on_an_unreachable_endpoint_prints_exactly_one_line(tmp_path: Path) -> None:
     """`modelfetch get` against a closed port: exit 1 and one line on stderr, with or without --quiet."""
     env = {

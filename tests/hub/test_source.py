@@ -203,6 +203,7 @@ async def test_cancellation_stops_the_worker_thread(
     assert not (storage / "snapshots").exists() or not any((storage / "snapshots").rglob("*.safetensors"))
 
 
+@pytest.mark.slow
 async def test_event_loop_keeps_running_during_a_stalled_download(
     fake_hub: FakeHub, settings: Settings
 ) -> None:
@@ -219,6 +220,7 @@ async def test_event_loop_keeps_running_during_a_stalled_download(
 
 
 @pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+@pytest.mark.slow
 async def test_the_heartbeat_detects_a_blocked_loop(fake_hub: FakeHub, settings: Settings) -> None:
     """Control: plain hf_hub_download inside a coroutine freezes the loop, and the heartbeat shows it."""
     fake_hub.add_file("org/model", "config.json", b"{}" * 1000)

@@ -117,6 +117,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
     return request.param  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 async def test_random_cancellations(
     fake_hub: FakeHub, settings: Settings, source_kind: str, ledger: Ledger, anyio_backend: tuple[str, object]
 ) -> None:

@@ -68,6 +68,7 @@ async def _fetch_all(source: ModelAssetSource, names: list[str]) -> dict[str, Pa
     return results
 
 
+@pytest.mark.slow
 async def test_dropped_connections_at_random_offsets(
     fake_hub: FakeHub, settings: Settings, make_source: tuple[str, SourceFactory], ledger: Ledger
 ) -> None:
@@ -114,10 +115,11 @@ async def test_corrupted_bytes_are_never_served(
 
 
 @pytest.mark.parametrize("delta", [64, -64])
+@pytest.mark.slow
 async def test_wrong_content_length(
     fake_hub: FakeHub, settings: Settings, make_source: tuple[str, SourceFactory], ledger: Ledger, delta: int
 ) -> None:
-    """A lying Content-Length on the first answer is a failed attempt: retried, and the file ends byte-exact."""
+    """A lying Content-Length on the first answer is a failed attempt: retried, the file ends byte-exact."""
     data = os.urandom(SIZE)
     fake_hub.add_file("org/model", "w.bin", data, lfs=True)
     fake_hub.inject(Fault(length_delta=delta), method="GET", times=1)
@@ -130,6 +132,7 @@ async def test_wrong_content_length(
     assert bad_links(settings.hub_cache) == []
 
 
+@pytest.mark.slow
 async def test_retry_after_is_waited(fake_hub: FakeHub, settings: Settings, ledger: Ledger) -> None:
     """503 and 429 with Retry-After: 1 are waited out (at least a second), then the fetch succeeds."""
     fake_hub.add_file("org/model", "a.bin", b"a" * 1000)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from modelfetch.testing import FakeHub, Fault
 
 from ._audit import bad_links, leftovers
@@ -60,6 +62,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 
+@pytest.mark.slow
 def test_four_processes_of_eight_tasks(fake_hub: FakeHub, tmp_path: Path, ledger: Ledger) -> None:
     """4 processes (threads source, httpx source, two plain huggingface_hub) x 8 tasks: one blob per file."""
     files = {f"w{i}.safetensors": os.urandom(2 * MiB) for i in range(4)}
@@ -94,6 +97,7 @@ def test_four_processes_of_eight_tasks(fake_hub: FakeHub, tmp_path: Path, ledger
     assert leftovers(cache) == []
 
 
+@pytest.mark.slow
 def test_killed_process_is_resumed_and_leaves_no_stale_lock(
     fake_hub: FakeHub, tmp_path: Path, ledger: Ledger
 ) -> None:

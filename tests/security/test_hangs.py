@@ -44,6 +44,7 @@ async def _cancelled_while_running(call: Callable[[], Awaitable[object]], starte
 
 
 @pytest.mark.parametrize("stall", ["trickle", "never-answers"])
+@pytest.mark.slow
 async def test_a_cancelled_fetch_returns_at_once_whatever_the_server_does(
     tmp_path: Path, make_source: Callable[[Settings], ModelAssetSource], stall: str
 ) -> None:
@@ -101,6 +102,7 @@ async def test_a_body_below_the_low_speed_limit_is_cut(
                 await source.resolve(AssetRef("org/model", "w.bin"))
 
 
+@pytest.mark.slow
 async def test_the_overall_deadline_ends_a_call_that_never_gets_an_answer(
     tmp_path: Path, make_source: Callable[[Settings], ModelAssetSource]
 ) -> None:
