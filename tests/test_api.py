@@ -9,7 +9,16 @@ import pytest
 from huggingface_hub import try_to_load_from_cache
 
 import modelfetch
-from modelfetch import HubSource, Settings, SnapshotError
+from modelfetch import (
+    AssetRef,
+    HubSource,
+    ProgressCallback,
+    RepoListing,
+    RepoRef,
+    ResolvedAsset,
+    Settings,
+    SnapshotError,
+)
 from modelfetch.testing import FakeHub, Fault, MemorySource
 
 
@@ -79,19 +88,30 @@ async def test_snapshot_stays_on_the_pinned_commit_when_main_moves(
 ) -> None:
     """Moving main during a snapshot does not mix commits: every file comes from the first one."""
     old = fake_hub.add_files("org/model", {"a.json": b"old-a", "b.json": b"old-b"})
-    fake_hub.inject(Fault(latency=0.2), method="HEAD", path="b.json", times=1)
 
-    async with HubSource(settings) as source, anyio.create_task_group() as tg:
-        result: list[Path] = []
+    class MovesMainAfterTheFirstFile:
+        def __init__(self, inner: HubSource) -> None:
+            self.inner = inner
 
-        async def run() -> None:
-            result.append(await modelfetch.snapshot("org/model", source=source, max_workers=1))
+        async def list_files(self, repo: RepoRef) -> RepoListing:
+            return await self.inner.list_files(repo)
 
-        tg.start_soon(run)
-        await anyio.to_thread.run_sync(lambda: fake_hub.wait_for_requests("GET", "a.json"))
-        fake_hub.add_files("org/model", {"a.json": b"new-a", "b.json": b"new-b"})
-    assert result[0].name == old
-    assert (result[0] / "b.json").read_bytes() == b"old-b"
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+        async def resolve(self, ref: AssetRef, *, progress: ProgressCallback | None = None) -> ResolvedAsset:
+            got = await self.inner.resolve(ref, progress=progress)
+            if ref.filename == "a.json":  # mid-snapshot: the second file is still to come
+                await anyio.to_thread.run_sync(
+                    lambda: fake_hub.add_files("org/model", {"a.json": b"new-a", "b.json": b"new-b"})
+                )
+            return got
+
+    async with HubSource(settings) as hub:
+        folder = await modelfetch.snapshot("org/model", source=MovesMainAfterTheFirstFile(hub), max_workers=1)
+    assert folder.name == old
+    assert (folder / "b.json").read_bytes() == b"old-b"
+    assert fake_hub.count("GET", "b.json") == 1  # fetched after main moved, from the old commit
 
 
 async def test_snapshot_progress_carries_totals(fake_hub: FakeHub, settings: Settings) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import anyio
@@ -21,16 +22,31 @@ MiB = 1024 * 1024
 async def test_hundred_awaits_make_one_head_and_one_get(fake_hub: FakeHub, settings: Settings) -> None:
     """100 concurrent awaits of one uncached file: one HEAD and one GET at the Hub."""
     fake_hub.add_file("org/model", "tokenizer.json", os.urandom(200_000))
-    fake_hub.inject(Fault(latency=0.2), method="HEAD", times=1)  # keep the flight open while all join
+    release = threading.Event()  # the body stops after 1000 bytes until every await has joined
+    fake_hub.inject(Fault(hold=release, stall_after=1000), method="GET", times=1)
+    started = anyio.Event()
+
+    def on_progress(event: ProgressEvent) -> None:
+        if event.kind is ProgressKind.STARTED:
+            started.set()
+
     async with CachedSource(HubSource(settings)) as source:
         paths: list[Path] = []
 
         async def one() -> None:
-            paths.append(await modelfetch.fetch("org/model", "tokenizer.json", source=source))
+            paths.append(
+                await modelfetch.fetch("org/model", "tokenizer.json", source=source, progress=on_progress)
+            )
 
-        async with anyio.create_task_group() as tg:
-            for _ in range(100):
-                tg.start_soon(one)
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(100):
+                    tg.start_soon(one)
+                await started.wait()  # the transfer is under way and cannot finish yet
+                await anyio.wait_all_tasks_blocked()  # every await has reached the flight
+                release.set()
+        finally:
+            release.set()
         assert source.stats().joined == 99
     assert len(set(paths)) == 1
     assert (fake_hub.count("HEAD", "tokenizer.json"), fake_hub.count("GET", "tokenizer.json")) == (1, 1)
@@ -137,6 +153,7 @@ async def test_cancelling_all_waiters_stops_the_download(
 
 _WORKER = """
 import sys
+import threading
 from huggingface_hub import hf_hub_download
 import modelfetch
 endpoint, cache, mode = sys.argv[1:4]
