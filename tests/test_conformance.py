@@ -19,6 +19,7 @@ from modelfetch import (
     MirrorSource,
     ModelAssetSource,
     Settings,
+    TransferOptions,
 )
 from modelfetch._mirror.bucket import Bucket
 from modelfetch.testing import FakeHub, MemorySource, check_source
@@ -44,6 +45,9 @@ SOURCES: dict[str, Factory] = {
     "memory": lambda hub, settings, tmp: MemorySource({"org/model": FILES}),
     "hub": lambda hub, settings, tmp: HubSource(settings),
     "httpx": lambda hub, settings, tmp: HttpHubSource(settings),
+    "curl": lambda hub, settings, tmp: HttpHubSource(
+        settings, options=TransferOptions(small_file_limit=0, engine="curl")
+    ),
     "cached-hub": lambda hub, settings, tmp: CachedSource(HubSource(settings)),
     "cached-httpx": lambda hub, settings, tmp: CachedSource(HttpHubSource(settings)),
     "localdir-plain": _plain_folder,

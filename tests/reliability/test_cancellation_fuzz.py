@@ -101,11 +101,13 @@ def _evict(cache: Path, name: str) -> None:
 def _inner(kind: str, settings: Settings) -> ModelAssetSource:
     if kind == "hub":
         return HubSource(settings)
-    options = TransferOptions(small_file_limit=0, parallel_threshold=128 * 1024, chunk_size=96 * 1024)
+    options = TransferOptions(
+        small_file_limit=0, parallel_threshold=128 * 1024, chunk_size=96 * 1024, engine=kind
+    )
     return HttpHubSource(settings, retry=RetryPolicy(base=0.01, cap=0.05), options=options)
 
 
-@pytest.fixture(params=["hub", "httpx"])
+@pytest.fixture(params=["hub", "httpx", "curl"])
 def source_kind(request: pytest.FixtureRequest) -> str:
     """Which Hub source sits under the cache layer."""
     return str(request.param)

@@ -36,7 +36,12 @@ FAST = RetryPolicy(base=0.01, cap=0.05, total=30)
 SourceFactory = Callable[[Settings], ModelAssetSource]
 SOURCES: dict[str, SourceFactory] = {
     "hub": HubSource,
-    "httpx": lambda s: HttpHubSource(s, retry=FAST, options=TransferOptions(small_file_limit=0)),
+    "httpx": lambda s: HttpHubSource(
+        s, retry=FAST, options=TransferOptions(small_file_limit=0, engine="httpx")
+    ),
+    "curl": lambda s: HttpHubSource(
+        s, retry=FAST, options=TransferOptions(small_file_limit=0, engine="curl")
+    ),
     "httpx-small": lambda s: HttpHubSource(s, retry=FAST),
 }
 

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from modelfetch import HttpHubSource, HubSource, ModelAssetSource, RetryPolicy, Settings
+from modelfetch import HttpHubSource, HubSource, ModelAssetSource, RetryPolicy, Settings, TransferOptions
 
 FAST = RetryPolicy(attempts=2, base=0.01, cap=0.01, total=10)
 SOURCES: dict[str, Callable[[Settings], ModelAssetSource]] = {
     "hub": lambda s: HubSource(s, retry=FAST),
     "httpx": lambda s: HttpHubSource(s, retry=FAST),
+    # every body through the native engine, however small
+    "curl": lambda s: HttpHubSource(
+        s, retry=FAST, options=TransferOptions(small_file_limit=0, engine="curl")
+    ),
 }
 
 

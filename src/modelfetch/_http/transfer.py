@@ -14,13 +14,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .._core.errors import IntegrityError, SourceUnavailableError
+from .._core.errors import IntegrityError, InvalidRequestError, SourceUnavailableError
 from .._core.progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from .._core.speed import LowSpeed
 from .._core.types import AssetRef
@@ -34,6 +34,8 @@ _WRITE_BLOCK = MiB
 _QUEUE_BLOCKS = 3
 _PROGRESS_BYTES = MiB
 _PROGRESS_SECONDS = 0.1
+
+ENGINES = ("auto", "curl", "httpx")
 
 Thread = Callable[..., Awaitable[Any]]
 """Runs a blocking call in a worker thread (the source's disk limiter)."""
@@ -51,6 +53,11 @@ class TransferOptions:
         chunk_size: bytes per range request.
         connections: range requests in flight at once per file.
         max_connections: connections the shared client keeps, for all files together.
+        engine: what moves bodies larger than `small_file_limit`: "curl" (libcurl in a
+            worker thread, off the event loop), "httpx" (streamed on the event loop, so a
+            respx mock or a custom transport sees them), or "auto": curl when pycurl is
+            installed and no `transport` was given, else httpx. Metadata, API calls and
+            small files always go through httpx.
     """
 
     parallel_threshold: int = 64 * MiB
@@ -58,9 +65,16 @@ class TransferOptions:
     chunk_size: int = 16 * MiB
     connections: int = 4
     max_connections: int = 32
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise InvalidRequestError(
+                f"TransferOptions.engine must be one of {', '.join(ENGINES)}, not {self.engine!r}."
+            )
         for option in fields(self):
+            if option.name == "engine":
+                continue
             value = getattr(self, option.name)
             if option.name == "small_file_limit" and value == 0:  # 0: no file takes the in-memory path
                 continue
@@ -125,6 +139,21 @@ def check_range(ref: AssetRef, response: httpx.Response, first: int, last: int |
             f"Fetching {ref}: asked for bytes {first}-{last}, the server sent {sent!r}."
         )
         raise Retry("wrong range", wrong)
+
+
+class Engine(Protocol):
+    """What moves a large body into a partial blob: `Transfer` (httpx) or `CurlTransfer`."""
+
+    async def run(
+        self,
+        ref: AssetRef,
+        meta: FileMetadata,
+        partial: PartialBlob,
+        start: int,
+        progress: ProgressCallback | None,
+    ) -> int:
+        """Fill `partial` from byte `start` to the end, retrying and resuming; the bytes it holds."""
+        ...
 
 
 class Transfer:

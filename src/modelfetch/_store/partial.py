@@ -52,6 +52,11 @@ class PartialBlob:
         self._hash_lock = threading.Lock()  # inline hashing (writers) and hash_through (followers)
         self.inline_hash = True  # off once writes go out of order (parallel ranges use hash_through)
 
+    @property
+    def hashed(self) -> int:
+        """How many leading bytes the content hash has taken in."""
+        return self._hashed
+
     def open(self) -> int:
         """Open (or create) the file and return the watermark to resume from."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
