@@ -66,10 +66,23 @@ def _source(kind: str, endpoint: str, cache: str) -> Any:
         return modelfetch.CachedSource(modelfetch.HubSource(settings))
     if kind == "hub-noverify":
         return modelfetch.CachedSource(modelfetch.HubSource(settings, verify=False))
-    if kind == "httpx-single":
-        options = modelfetch.TransferOptions(parallel_threshold=1 << 62)
-        return modelfetch.CachedSource(modelfetch.HttpHubSource(settings, options=options))
-    return modelfetch.CachedSource(modelfetch.HttpHubSource(settings))
+    engine = "httpx" if kind.startswith("httpx") else "auto"  # "native": auto, libcurl when installed
+    single = {"parallel_threshold": 1 << 62} if kind.endswith("-single") else {}
+    options = modelfetch.TransferOptions(engine=engine, **single)
+    return modelfetch.CachedSource(modelfetch.HttpHubSource(settings, options=options))
+
+
+async def _curl_processes(endpoint: str, repo: str, files: list[str], cache: str) -> None:
+    """One `curl` process per file, all at once: the floor, with no Python in the byte path."""
+    procs = []
+    for f in files:
+        out = Path(cache) / f.replace("/", "_")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        url = f"{endpoint}/{repo}/resolve/main/{f}"
+        procs.append(await asyncio.create_subprocess_exec("curl", "-sSL", "-o", str(out), url))
+    for proc in procs:
+        if await proc.wait() != 0:
+            raise SystemExit("curl failed")
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +122,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                 out = Path(cache) / f.replace("/", "_")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 subprocess.run(["curl", "-sSL", "-o", str(out), url], check=True)
+        elif name == "curl:parallel":
+            floor = _curl_processes(endpoint, repo, files, cache)
+            result["lags"] = asyncio.run(_with_heartbeat(lambda: floor))[1]
         elif name == "hf:snapshot":
             snapshot_download(repo, endpoint=endpoint, cache_dir=cache, max_workers=8)
         elif name == "hf:direct":
@@ -122,6 +138,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             for t in threads:
                 t.join()
         elif name.startswith("ours:"):
+            import modelfetch._http.curl  # noqa: F401 - imports are not what is measured
+            import modelfetch._http.source  # noqa: F401
+            import modelfetch._hub.source  # noqa: F401
+
             if spec.get("uvloop"):
                 import uvloop
 

@@ -46,6 +46,8 @@ _MARK_EVERY = MiB  # a single stream records its watermark this often (as the ht
 _POLL = 0.05  # seconds between looks at cancellation and stalls; bounds cancellation latency
 _PROGRESS_SECONDS = 0.1
 _HASH_STEP = 16 * MiB
+_FLUSH = MiB  # bytes gathered before one pwrite
+_HASH_QUEUE = 8  # buffers waiting to be hashed, at most (8 MiB)
 
 
 class _Stop(Exception):
@@ -67,6 +69,8 @@ class _Leg:
     accepted: bool = False
     failure: BaseException | None = None
     last_byte: float = field(default_factory=time.monotonic)
+    seen: int = 0  # bytes counted by the last look at the pace
+    buffer: bytearray = field(default_factory=bytearray)  # arrived, not yet written
     pace: LowSpeed | None = None
 
     def __post_init__(self) -> None:
@@ -74,26 +78,48 @@ class _Leg:
 
 
 class _Hasher(threading.Thread):
-    """Hashes the partial blob up to each watermark it is given, off the receiving thread."""
+    """Hashes the partial blob as it fills, off the receiving thread.
+
+    A single stream hands over each buffer it wrote (`absorb`: hashed from memory, the
+    queue bounded so a slow hash slows the transfer rather than filling memory); parallel
+    ranges hand over watermarks (`follow`: the bytes are read back from the page cache).
+    """
 
     def __init__(self, partial: PartialBlob, abort: threading.Event) -> None:
         super().__init__(name="modelfetch-hash", daemon=True)
         self._partial = partial
         self._abort = abort
-        self._marks: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._work: queue.Queue[tuple[int, bytes | bytearray | None] | None] = queue.Queue(_HASH_QUEUE)
         self.failure: BaseException | None = None
+
+    def absorb(self, offset: int, data: bytes | bytearray) -> None:
+        """Hash `data`, just written at `offset` (it must not be changed afterwards)."""
+        self._put((offset, data))
 
     def follow(self, upto: int) -> None:
         """Hash through `upto` (bytes already written), eventually."""
-        self._marks.put(upto)
+        self._put((upto, None))
+
+    def _put(self, item: tuple[int, bytes | bytearray | None] | None) -> None:
+        while not self._abort.is_set():
+            try:
+                self._work.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                continue
 
     def run(self) -> None:
-        while (upto := self._marks.get()) is not None:
+        while (item := self._work.get()) is not None:
+            if self._abort.is_set() or self.failure is not None:
+                continue  # drain without hashing: the transfer is over
+            offset, data = item
             try:
-                self._hash_to(upto)
+                if data is None:
+                    self._hash_to(offset)
+                elif not self._partial.hash_chunk(offset, data):
+                    self._hash_to(offset + len(data))
             except BaseException as exc:  # reported by finish(); the transfer then fails
                 self.failure = exc
-                return
 
     def _hash_to(self, upto: int) -> None:
         """Hash through `upto` in steps, so an abort stops it within one step."""
@@ -107,7 +133,7 @@ class _Hasher(threading.Thread):
 
     def finish(self) -> None:
         """Wait for the hashing queued so far; raise what it failed with."""
-        self._marks.put(None)
+        self._work.put(None)
         self.join()
         if self.failure is not None:
             raise self.failure
@@ -213,7 +239,7 @@ class _Job:
                     self.partial.set_watermark(moved)
                     hasher.follow(moved)
                 self._start_next(multi, active, pending)
-            self._check_stalls(active)
+            self._check_pace(active)
             if active:
                 multi.select(_POLL)
 
@@ -323,12 +349,22 @@ class _Job:
                 raise Retry("wrong range", wrong)
 
     def on_body(self, leg: _Leg, data: bytes) -> int | None:
-        """libcurl's write callback: the buffer goes to disk at its offset."""
+        """libcurl's write callback, once per 16 KiB: as little as possible under the GIL.
+
+        The bytes are gathered and written 1 MiB at a time (`_flush`); pace, stalls and
+        cancellation are judged by the loop between polls, not here.
+        """
         if not leg.accepted:
             return None  # the body of a redirect or an error answer: not ours
+        leg.buffer += data
+        if len(leg.buffer) >= _FLUSH:
+            return self._flush(leg)
+        return None
+
+    def _flush(self, leg: _Leg) -> int | None:
+        """Write the gathered bytes at their offset; 0 (abort the request) if that fails."""
         try:
-            if self.abort.is_set():
-                raise _Stop
+            data, leg.buffer = leg.buffer, bytearray()
             end = leg.last + 1 if leg.last is not None else self.meta.size
             if end is not None and leg.pos + len(data) > end:
                 keep = end - leg.pos
@@ -337,27 +373,23 @@ class _Job:
                     leg.pos += keep
                 raise IntegrityError(f"the body is longer than the {end - leg.first} bytes announced")
             self.partial.write_at(leg.pos, data)
+            if leg.last is None and self.hasher is not None:  # in order: hash it from memory
+                self.hasher.absorb(leg.pos, data)
             leg.pos += len(data)
+            self.received += len(data)
             if leg.last is None:
                 self.stream_end = leg.pos
-            self.received += len(data)
-            leg.last_byte = time.monotonic()
-            if leg.last is None and leg.pos - self.partial.watermark >= _MARK_EVERY:
-                self.partial.set_watermark(leg.pos)
-                if self.hasher is not None:
-                    self.hasher.follow(leg.pos)
-            if leg.pace is not None and leg.pace.too_slow(len(data)):
-                slow = SourceUnavailableError(
-                    f"Fetching {self.ref}: the body stayed below the low-speed limit ({leg.pace.describe()})."
-                )
-                raise Retry("too slow", slow)
+                if leg.pos - self.partial.watermark >= _MARK_EVERY:
+                    self.partial.set_watermark(leg.pos)
         except BaseException as exc:
             leg.failure = exc
-            return 0  # abort this request
+            return 0
         return None
 
     def _settle(self, leg: _Leg, failure: str | None) -> None:
         """Raise what ended `leg`, if it did not end well."""
+        if leg.buffer and leg.failure is None:  # what arrived before the end is good: keep it
+            self._flush(leg)
         if leg.last is None and leg.pos > self.partial.watermark:
             self.partial.set_watermark(leg.pos)  # what arrived is good: a retry resumes there
         if leg.failure is not None:
@@ -370,15 +402,25 @@ class _Job:
             short = SourceUnavailableError(f"Fetching {self.ref}: ranges kept ending early.")
             raise Retry("short range", short)
 
-    def _check_stalls(self, active: dict[pycurl.Curl, _Leg]) -> None:
+    def _check_pace(self, active: dict[pycurl.Curl, _Leg]) -> None:
+        """Between polls: a request with no bytes for the read timeout, or too slow, is retried."""
         limit = self.engine.client.settings.download_timeout
         now = time.monotonic()
         for leg in active.values():
+            arrived = leg.pos + len(leg.buffer)
+            if arrived != leg.seen:
+                leg.last_byte = now
+            fresh, leg.seen = arrived - leg.seen, arrived
             if now - leg.last_byte > limit:
                 stalled = SourceUnavailableError(
                     f"Fetching {self.ref}: no bytes arrived for {limit:g} s (HF_HUB_DOWNLOAD_TIMEOUT)."
                 )
                 raise Retry("stalled", stalled)
+            if leg.accepted and leg.pace is not None and leg.pace.too_slow(fresh):
+                slow = SourceUnavailableError(
+                    f"Fetching {self.ref}: the body stayed below the low-speed limit ({leg.pace.describe()})."
+                )
+                raise Retry("too slow", slow)
 
 
 class CurlTransfer:
@@ -470,7 +512,7 @@ class CurlTransfer:
         handle.setopt(pycurl.BUFFERSIZE, _BUFFER)
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(settings.etag_timeout * 1000)))
         leg.status, leg.accepted, leg.failure, leg.follow = 0, False, None, False
-        leg.last_byte = time.monotonic()
+        leg.last_byte, leg.seen, leg.buffer = time.monotonic(), leg.pos, bytearray()
         leg.pace = LowSpeed(settings.low_speed_limit, settings.low_speed_time)
         handle.setopt(pycurl.HEADERFUNCTION, lambda line: job.on_header(leg, line))
         handle.setopt(pycurl.WRITEFUNCTION, lambda data: job.on_body(leg, data))

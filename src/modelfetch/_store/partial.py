@@ -28,7 +28,6 @@ from .._core.errors import IntegrityError, StorageError
 from .._hubapi.spec import content_hasher, hash_kind
 from .layout import (
     publish_blob,
-    replace_file,
 )
 
 _READ_BLOCK = 1024 * 1024
@@ -46,6 +45,7 @@ class PartialBlob:
         self.mark_path = self.path.with_name(self.path.name + ".progress")
         self.watermark = 0
         self._fd = -1
+        self._mark_fd = -1
         self._kind = hash_kind(etag)
         self._hasher: Any = None
         self._hashed = 0
@@ -60,13 +60,7 @@ class PartialBlob:
     def open(self) -> int:
         """Open (or create) the file and return the watermark to resume from."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._fd = os.open(self.path, _FLAGS, 0o666)
-        except OSError as exc:
-            raise StorageError(f"cannot open the temporary file {self.path}: {exc.strerror}") from exc
-        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
-            self.close()
-            raise StorageError(f"{self.path} is not a regular file; remove it.")
+        self._fd = _open_regular(self.path)
         on_disk = os.fstat(self._fd).st_size
         self.watermark = min(self._read_mark(default=on_disk), on_disk)
         if self.size is not None and self.watermark > self.size:
@@ -111,6 +105,18 @@ class PartialBlob:
         if watermark is not None:
             self.set_watermark(watermark)
 
+    def hash_chunk(self, offset: int, data: bytes | bytearray | memoryview) -> bool:
+        """Hash `data` (written at `offset`) from memory if it is next in line; whether it was.
+
+        Saves reading it back from disk; a chunk that is not next is left to `hash_through`.
+        """
+        with self._hash_lock:
+            if self._hasher is None or offset != self._hashed:
+                return False
+            self._hasher.update(data)
+            self._hashed += len(data)
+            return True
+
     def hash_through(self, upto: int) -> None:
         """Hash the file up to `upto` (bytes already written), reading back what is not hashed yet.
 
@@ -134,9 +140,16 @@ class PartialBlob:
         return position
 
     def set_watermark(self, value: int) -> None:
-        """Record that the first `value` bytes are good."""
+        """Record that the first `value` bytes are good.
+
+        One `pwrite` of a fixed-width number into a file kept open (it runs once per MiB):
+        a number this short is never seen half-written, and a reader parses it either way.
+        """
         self.watermark = value
-        replace_file(self.mark_path, str(value).encode("ascii"))
+        if self._mark_fd < 0:
+            self._mark_fd = _open_regular(self.mark_path)
+            os.ftruncate(self._mark_fd, 0)
+        os.pwrite(self._mark_fd, f"{value:020d}\n".encode("ascii"), 0)
 
     def verify(self) -> None:
         """Check size and content hash against the etag; raise `IntegrityError` on a mismatch."""
@@ -162,9 +175,10 @@ class PartialBlob:
 
     def close(self) -> None:
         """Close the file, keeping it (and its watermark) for a later resume."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        for fd in (self._fd, self._mark_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._mark_fd = -1
 
     def discard(self) -> None:
         """Close and delete the file and its watermark."""
@@ -172,6 +186,18 @@ class PartialBlob:
         for path in (self.path, self.mark_path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _open_regular(path: Path) -> int:
+    """Open (or create) `path` for reading and writing, never through a symlink; a regular file only."""
+    try:
+        fd = os.open(path, _FLAGS, 0o666)
+    except OSError as exc:
+        raise StorageError(f"cannot open the temporary file {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StorageError(f"{path} is not a regular file; remove it.")
+    return fd
 
 
 def acquire_lock(lock: filelock.BaseFileLock, timeout: float) -> None:
