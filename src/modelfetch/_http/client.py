@@ -15,6 +15,7 @@ from contextlib import aclosing, suppress
 from typing import Any, TypeVar
 
 import anyio
+import anyio.to_thread
 import httpx
 
 from .._core.errors import FetchError, IntegrityError, SourceUnavailableError
@@ -82,17 +83,33 @@ class HubClient:
         self.settings = settings
         self.retry = retry
         self._sleep = sleep
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(settings.download_timeout, connect=settings.etag_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        self._transport, self._max_connections = transport, max_connections
+        self._client: httpx.AsyncClient | None = None  # built on first use, in a worker thread
+        self._building = anyio.Lock()
+
+    async def _http(self) -> httpx.AsyncClient:
+        """The client, built on first use off the event loop (loading CA certificates takes 20-80 ms)."""
+        if self._client is None:
+            async with self._building:
+                if self._client is None:
+                    self._client = await anyio.to_thread.run_sync(self._build)
+        return self._client
+
+    def _build(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=self._transport,
+            timeout=httpx.Timeout(self.settings.download_timeout, connect=self.settings.etag_timeout),
+            limits=httpx.Limits(
+                max_connections=self._max_connections, max_keepalive_connections=self._max_connections
+            ),
             follow_redirects=False,
             headers={"user-agent": f"modelfetch/{_version}", "accept-encoding": "identity"},
         )
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     @property
     def has_token(self) -> bool:
@@ -141,8 +158,9 @@ class HubClient:
         """A small request (metadata, API), retried, its body read whole (at most 32 MiB)."""
 
         async def once() -> httpx.Response:
-            request = self._client.build_request(method, url, headers=self.headers_for(url))
-            response = await read_capped(await self._client.send(request, stream=True), MAX_API_BODY)
+            http = await self._http()
+            request = http.build_request(method, url, headers=self.headers_for(url))
+            response = await read_capped(await http.send(request, stream=True), MAX_API_BODY)
             outcome = self.classify(response, what)
             if outcome.kind == "retry":
                 raise Retry(f"HTTP {response.status_code}", _error(outcome), outcome.retry_after)
@@ -245,7 +263,8 @@ class HubClient:
 
     async def send_streaming(self, url: str, headers: dict[str, str]) -> httpx.Response:
         """Send a GET and return the response with its body not yet read."""
-        return await self._client.send(self._client.build_request("GET", url, headers=headers), stream=True)
+        http = await self._http()
+        return await http.send(http.build_request("GET", url, headers=headers), stream=True)
 
 
 class BodyStream:
