@@ -7,6 +7,7 @@ portal loop) shares another. Both use the same on-disk cache.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
@@ -67,6 +68,7 @@ def hub_source(backend: str = DEFAULT_BACKEND, settings: Settings | None = None)
 
 
 _STACK_MODULES = ("modelfetch._hub.source", "modelfetch._http.source")
+_OPTIONAL_MODULES = ("modelfetch._http.curl",)  # pycurl: the native engine, when installed
 
 
 async def preload_default_stack() -> None:
@@ -82,6 +84,9 @@ async def preload_default_stack() -> None:
 def _import_all() -> None:
     for name in _STACK_MODULES:
         importlib.import_module(name)
+    for name in _OPTIONAL_MODULES:
+        with contextlib.suppress(ImportError):  # HttpHubSource says why, when it needs it
+            importlib.import_module(name)
 
 
 def default_source() -> ModelAssetSource:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sys
 from pathlib import Path
 
 import httpx
@@ -128,3 +130,17 @@ async def test_a_respx_mock_is_never_gone_around(tmp_path: Path) -> None:
             resolved = await source.resolve(AssetRef("org/model", "w.bin", COMMIT))
             assert [call.request.method for call in mock.calls] == ["HEAD", "GET"]
     assert resolved.path.read_bytes() == data
+
+
+def test_without_pycurl_large_bodies_stream_through_httpx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pycurl missing: auto falls back to httpx with one DEBUG line; engine='curl' says what to install."""
+    monkeypatch.setitem(sys.modules, "pycurl", None)  # `import pycurl` now raises ImportError
+    monkeypatch.delitem(sys.modules, "modelfetch._http.curl", raising=False)
+    settings = _settings("http://127.0.0.1:9", tmp_path)
+    with caplog.at_level(logging.DEBUG, logger="modelfetch.http"):
+        assert HttpHubSource(settings).engine == "httpx"
+    assert [r.levelno for r in caplog.records if "pycurl" in r.getMessage()] == [logging.DEBUG]
+    with pytest.raises(modelfetch.InvalidRequestError, match="pip install pycurl"):
+        HttpHubSource(settings, options=TransferOptions(engine="curl"))

@@ -4,12 +4,12 @@
                ├─ metadata: a pinned listing we made, else a HEAD  (HubClient)
                ├─ the blob stored already?                          → link it (BlobStore)
                ├─ small: read whole, verify, store in one call      (Transfer, BlobStore)
-               └─ large: lock → partial → transfer (ranges, resume) → verify → publish
+               └─ large: lock → partial → engine (ranges, resume) → verify → publish
 
-No thread per transfer: bytes stream on the event loop and are written by short
-worker-thread calls; every blob is checked against its etag (sha256 for LFS, git sha1
-otherwise) before it is published, under the lock file huggingface_hub uses, into the same
-cache layout.
+The engine for large bodies is libcurl in a worker thread (`CurlTransfer`) or httpx on the
+event loop (`Transfer`), per `TransferOptions.engine`. Every blob is checked against its
+etag (sha256 for LFS, git sha1 otherwise) before it is published, under the lock file
+huggingface_hub uses, into the same cache layout.
 """
 
 from __future__ import annotations
