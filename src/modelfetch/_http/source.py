@@ -54,7 +54,7 @@ from .transfer import Engine, Progress, Transfer, TransferOptions
 
 MiB = 1024 * 1024
 _KNOWN_COMMITS = 64
-_ENGINE_THREADS = 16  # files moved by libcurl at once, one worker thread each
+_ENGINE_WAITS = 64  # large files moved by libcurl at once (a blocked worker thread waits for each)
 log = logging.getLogger("modelfetch.http")
 
 
@@ -125,10 +125,13 @@ class HttpHubSource(AsyncResource):
                 ) from None
             log.debug("pycurl is not importable (%s): large bodies stream through httpx", exc)
             return self._transfer
-        return CurlTransfer(self._client, self.options, anyio.CapacityLimiter(_ENGINE_THREADS))
+        return CurlTransfer(self._client, self.options, anyio.CapacityLimiter(_ENGINE_WAITS))
 
     async def aclose(self) -> None:
-        """Close the shared HTTP client."""
+        """Close the shared HTTP client (and let the engine's thread end)."""
+        close = getattr(self._engine, "close", None)
+        if close is not None:
+            close()
         await self._client.aclose()
 
     # ---- the protocol ----------------------------------------------------------------
