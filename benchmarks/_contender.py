@@ -138,9 +138,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             for t in threads:
                 t.join()
         elif name.startswith("ours:"):
-            import modelfetch._http.curl  # noqa: F401 - imports are not what is measured
-            import modelfetch._http.source  # noqa: F401
-            import modelfetch._hub.source  # noqa: F401
+            import modelfetch._http.curl
+            import modelfetch._http.source
+            import modelfetch._hub.source
 
             if spec.get("uvloop"):
                 import uvloop

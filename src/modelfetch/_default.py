@@ -25,7 +25,7 @@ _DEFAULT: RunVar[ModelAssetSource | None] = RunVar("modelfetch_default_source", 
 BACKENDS = ("threads", "httpx")
 """The Hub sources the default stack can use: `HubSource` ("threads") or `HttpHubSource`."""
 
-DEFAULT_BACKEND = "threads"
+DEFAULT_BACKEND = "httpx"
 """The Hub source of the default stack, wherever a default is needed (`fetch`, the CLI,
 `CachedSource()`, `MirrorSource()` without an upstream): decided here and nowhere else."""
 
@@ -35,9 +35,10 @@ def build_default_source(
 ) -> ModelAssetSource:
     """A fresh default stack, configured by `settings` (from the environment when omitted).
 
-    `CachedSource(HubSource())`, or `CachedSource(MirrorSource(upstream=HubSource()))` when
-    `MODELFETCH_MIRROR_URL` names a fleet bucket; `backend="httpx"` puts `HttpHubSource`
-    where `HubSource` stands. The one place the stack is put together (the CLI uses it too).
+    `CachedSource(HttpHubSource())`, or `CachedSource(MirrorSource(upstream=HttpHubSource()))`
+    when `MODELFETCH_MIRROR_URL` names a fleet bucket; `backend="threads"` puts `HubSource`
+    (huggingface_hub itself, Xet included) where `HttpHubSource` stands. The one place the
+    stack is put together (the CLI uses it too).
     """
     settings = settings if settings is not None else Settings.from_env()
     hub = hub_source(backend, settings)
