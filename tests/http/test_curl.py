@@ -8,12 +8,14 @@ import os
 import sys
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import respx
 
 import modelfetch
 from modelfetch import AssetRef, HttpHubSource, Settings, TransferOptions
+from modelfetch._http import curlloop
 from modelfetch.testing import FakeHub
 
 from ..security._hub import COMMIT, MiniHub, is_head
@@ -144,3 +146,26 @@ def test_without_pycurl_large_bodies_stream_through_httpx(
     assert [r.levelno for r in caplog.records if "pycurl" in r.getMessage()] == [logging.DEBUG]
     with pytest.raises(modelfetch.InvalidRequestError, match="pip install pycurl"):
         HttpHubSource(settings, options=TransferOptions(engine="curl"))
+
+
+async def test_a_failing_engine_thread_fails_the_fetch_typed_and_recovers(
+    fake_hub: FakeHub, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receiving thread dying on a bug ends its jobs with SourceUnavailableError, not a hang."""
+    data = os.urandom(2 * MiB)
+    fake_hub.add_file("org/model", "w.bin", data)
+    original = curlloop.Receiver._drive
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(curlloop.Receiver, "_drive", broken)
+    async with HttpHubSource(settings, options=CURL) as source:
+        with (
+            anyio.fail_after(10),
+            pytest.raises(modelfetch.SourceUnavailableError, match="libcurl engine failed"),
+        ):
+            await source.resolve(AssetRef("org/model", "w.bin"))
+        monkeypatch.setattr(curlloop.Receiver, "_drive", original)
+        resolved = await source.resolve(AssetRef("org/model", "w.bin"))  # a new thread takes over
+    assert resolved.path.read_bytes() == data

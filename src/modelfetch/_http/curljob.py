@@ -96,6 +96,7 @@ class Job:
         else:
             self.pending = iter([(start, None)])
         self.active = 0  # requests in flight
+        self.sent_all = False  # every planned request was sent
         self.abort = threading.Event()  # set by the caller: stop
         self.failure: BaseException | None = None
         self.finished = threading.Event()  # set by the writer once everything is on disk
@@ -122,7 +123,10 @@ class Job:
         if self.over:
             return None
         span = next(self.pending, None)
-        return None if span is None else Leg(span[0], span[1], self.url)
+        if span is None:
+            self.sent_all = True
+            return None
+        return Leg(span[0], span[1], self.url)
 
     # ---- libcurl callbacks (receiving thread) ------------------------------------------
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 import pycurl
 
+from .._core.errors import SourceUnavailableError
 from .curljob import Job, Leg, Stopped
 
 _POLL = 0.01  # seconds between looks at new jobs, cancellation and pace while transferring
@@ -61,6 +62,8 @@ class Receiver:
         try:
             while self._take(jobs, legs, multi, free, wait=not jobs):
                 self._drive(multi, jobs, legs, free)
+        except BaseException as exc:  # a bug or a libcurl failure: no job may be left waiting
+            self._abandon(jobs, exc)
         finally:
             for handle in list(legs):
                 multi.remove_handle(handle)
@@ -168,28 +171,27 @@ class Receiver:
         job.active += 1
         multi.add_handle(handle)
 
+    def _abandon(self, jobs: set[Job], exc: BaseException) -> None:
+        """End every job (running or still in the inbox) with a typed error; let a new thread start."""
+        with self._lock:
+            self._thread = None
+            while not self._inbox.empty():
+                jobs.add(self._inbox.get_nowait())
+        for job in jobs:
+            job.fail(
+                SourceUnavailableError(
+                    f"Fetching {job.ref}: the libcurl engine failed ({type(exc).__name__}: {exc}); "
+                    "retry, or use TransferOptions(engine='httpx')."
+                )
+            )
+            job.writer.end()
+
     @staticmethod
     def _maybe_end(job: Job, jobs: set[Job]) -> None:
         """A job with nothing in flight and nothing left to send is over: its writer finishes it."""
-        if job in jobs and job.active == 0 and (job.over or _exhausted(job)):
+        if job in jobs and job.active == 0 and (job.over or job.sent_all):
             jobs.discard(job)
             job.writer.end()
-
-
-def _exhausted(job: Job) -> bool:
-    """Whether every planned request of `job` was sent (peeks without losing one)."""
-    span = next(job.pending, None)
-    if span is None:
-        return True
-    job.pending = _chain(span, job.pending)
-    return False
-
-
-def _chain(
-    first: tuple[int, int | None], rest: Iterator[tuple[int, int | None]]
-) -> Iterator[tuple[int, int | None]]:
-    yield first
-    yield from rest
 
 
 def _finished(multi: pycurl.CurlMulti) -> Iterator[tuple[pycurl.Curl, str | None]]:
