@@ -65,6 +65,30 @@ async def test_a_large_file_arrives_whole_with_progress(
     assert (len(ranged) == 6) if parallel else (ranged == [])
 
 
+@pytest.mark.parametrize("engine", ["curl", "httpx"])
+async def test_files_fetched_at_once_take_one_stream_each(
+    fake_hub: FakeHub, settings: Settings, engine: str
+) -> None:
+    """Three big files at once: no parallel ranges (curl --parallel's way); alone, the same file uses them."""
+    files = {f"w{i}.safetensors": os.urandom(6 * MiB) for i in range(3)}
+    fake_hub.add_files("org/model", files)
+    options = TransferOptions(small_file_limit=0, engine=engine, parallel_threshold=MiB, chunk_size=2 * MiB)
+    async with HttpHubSource(settings, options=options) as source:
+        async with anyio.create_task_group() as tg:
+            for name in files:
+                tg.start_soon(source.resolve, AssetRef("org/model", name))
+        at_once = [r for r in fake_hub.requests if r.method == "GET" and r.range]
+        for name, data in files.items():
+            resolved = await source.resolve(AssetRef("org/model", name))
+            assert resolved.path.read_bytes() == data
+    assert at_once == []
+    fake_hub.add_file("org/model", "alone.safetensors", os.urandom(6 * MiB))
+    fake_hub.clear_requests()
+    async with HttpHubSource(settings, options=options) as source:
+        await source.resolve(AssetRef("org/model", "alone.safetensors"))
+    assert len([r for r in fake_hub.requests if r.method == "GET" and r.range]) == 3
+
+
 @pytest.mark.skipif(not loopback_available("127.0.0.2"), reason="needs 127.0.0.2 as a second origin")
 @pytest.mark.parametrize("redirected", ["HEAD", "GET"])
 @pytest.mark.parametrize("engine", ["curl", "httpx"])

@@ -67,8 +67,10 @@ class CurlTransfer:
         partial: PartialBlob,
         start: int,
         progress: ProgressCallback | None,
+        *,
+        alone: bool = True,
     ) -> int:
-        """Fill `partial` from byte `start` to the end, retrying and resuming; the bytes it holds."""
+        """Fill `partial` from byte `start` to the end, retrying and resuming (see `Engine.run`)."""
         report = Progress(ref, meta.size, progress)
         report.done = start
         report.send(ProgressKind.STARTED)
@@ -79,6 +81,7 @@ class CurlTransfer:
             parallel = (
                 size is not None
                 and not self.ranges_ignored
+                and alone
                 and size - partial.watermark >= self.options.parallel_threshold
             )
             job = Job(

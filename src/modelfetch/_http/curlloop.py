@@ -98,9 +98,7 @@ class Receiver:
                         return False
                 continue
             jobs.add(job)
-            for _ in range(job.width):
-                self._send_next(job, multi, legs, free)
-            self._maybe_end(job, jobs)
+            self._top_up(jobs, multi, legs, free)
             wait = False
 
     def _drive(
@@ -125,7 +123,6 @@ class Receiver:
                 job.settle(leg, failure)
             except BaseException as exc:
                 job.fail(exc)
-            self._send_next(job, multi, legs, free)
             self._maybe_end(job, jobs)
         now = time.monotonic()
         for handle, (job, leg) in list(legs.items()):
@@ -144,8 +141,30 @@ class Receiver:
                     job.hand_over(leg)
                 free.append(handle)
                 self._maybe_end(job, jobs)
+        self._top_up(jobs, multi, legs, free)
         if legs:
             multi.select(_POLL)
+
+    def _top_up(
+        self,
+        jobs: set[Job],
+        multi: pycurl.CurlMulti,
+        legs: dict[pycurl.Curl, tuple[Job, Leg]],
+        free: list[pycurl.Curl],
+    ) -> None:
+        """Send each job's next requests, up to its share of the connections.
+
+        A file alone gets its `width` (parallel ranges); files at once share it, one
+        connection each at least, as `curl --parallel` does: on a busy machine more
+        connections than files only add work (more requests, hashing read back from
+        the page cache instead of from memory).
+        """
+        for job in list(jobs):
+            share = max(1, job.width // len(jobs))
+            while job.active < share and not job.sent_all and not job.over:
+                if not self._send_next(job, multi, legs, free):
+                    break
+            self._maybe_end(job, jobs)
 
     def _send_next(
         self,
@@ -153,10 +172,12 @@ class Receiver:
         multi: pycurl.CurlMulti,
         legs: dict[pycurl.Curl, tuple[Job, Leg]],
         free: list[pycurl.Curl],
-    ) -> None:
+    ) -> bool:
         leg = job.next_leg()
-        if leg is not None:
-            self._send(job, leg, multi, legs, free.pop() if free else pycurl.Curl())
+        if leg is None:
+            return False
+        self._send(job, leg, multi, legs, free.pop() if free else pycurl.Curl())
+        return True
 
     def _send(
         self,

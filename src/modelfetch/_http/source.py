@@ -102,6 +102,7 @@ class HttpHubSource(AsyncResource):
         )
         self._transfer = Transfer(self._client, self.options, self._pace, self._thread)
         self._engine: Engine = self._pick_engine(transport)
+        self._resolving = 0  # files being resolved right now
 
     def __repr__(self) -> str:
         return f"HttpHubSource(endpoint={self.settings.endpoint!r}, cache={str(self.settings.hub_cache)!r})"
@@ -183,6 +184,13 @@ class HttpHubSource(AsyncResource):
         return LowSpeed(self.settings.low_speed_limit, self.settings.low_speed_time)
 
     async def _resolve(self, ref: AssetRef, progress: ProgressCallback | None) -> ResolvedAsset:
+        self._resolving += 1  # files asked for at once share the connections (see `Engine.run`)
+        try:
+            return await self._resolve_one(ref, progress)
+        finally:
+            self._resolving -= 1
+
+    async def _resolve_one(self, ref: AssetRef, progress: ProgressCallback | None) -> ResolvedAsset:
         if ref.is_pinned or self.settings.offline:
             cached = await self._thread(find_cached, self._store.layout, ref)
             if cached is not None:
@@ -254,7 +262,7 @@ class HttpHubSource(AsyncResource):
             if meta.size is not None:
                 await self._thread(ensure_room, partial.blob.parent, meta.size - start, ref)
             engine = self._transfer if respx_active() else self._engine  # a mock is never gone around
-            size = await engine.run(ref, meta, partial, start, progress)
+            size = await engine.run(ref, meta, partial, start, progress, alone=self._resolving <= 1)
             await self._thread(partial.verify)
         except IntegrityError as exc:
             with anyio.CancelScope(shield=True):

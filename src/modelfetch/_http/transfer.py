@@ -151,8 +151,14 @@ class Engine(Protocol):
         partial: PartialBlob,
         start: int,
         progress: ProgressCallback | None,
+        *,
+        alone: bool = True,
     ) -> int:
-        """Fill `partial` from byte `start` to the end, retrying and resuming; the bytes it holds."""
+        """Fill `partial` from byte `start` to the end, retrying and resuming; the bytes it holds.
+
+        Parallel ranges are for a file fetched `alone`: files fetched at once take one
+        stream each (more connections than files only add requests and read-back hashing).
+        """
         ...
 
 
@@ -196,8 +202,10 @@ class Transfer:
         partial: PartialBlob,
         start: int,
         progress: ProgressCallback | None,
+        *,
+        alone: bool = True,
     ) -> int:
-        """Fill `partial` from byte `start` to the end, retrying and resuming; the bytes it holds."""
+        """Fill `partial` from byte `start` to the end, retrying and resuming (see `Engine.run`)."""
         report = Progress(ref, meta.size, progress)
         report.done = start
         report.send(ProgressKind.STARTED)
@@ -206,7 +214,8 @@ class Transfer:
             report.done = partial.watermark
 
         try:
-            await self._client.retrying(ref, lambda: self._fetch_body(ref, meta, partial, report), rewind)
+            body = lambda: self._fetch_body(ref, meta, partial, report, alone)  # noqa: E731
+            await self._client.retrying(ref, body, rewind)
         except BaseException:
             report.send(ProgressKind.FAILED)
             raise
@@ -214,12 +223,12 @@ class Transfer:
         return report.done
 
     async def _fetch_body(
-        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, report: Progress
+        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, report: Progress, alone: bool
     ) -> None:
         start, size = partial.watermark, meta.size
         if size is not None and start >= size:
             return
-        parallel = size is not None and size - start >= self._options.parallel_threshold
+        parallel = alone and size is not None and size - start >= self._options.parallel_threshold
         first_last = (
             min(start + self._options.chunk_size, size) - 1 if parallel and size is not None else None
         )
