@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +93,41 @@ def test_demo_runs_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
     assert "second pass" in out
     assert "0 requests" in out
     assert "found 7/7 files" in out
+    assert "(its own process)" in out
+    assert "engine curl" in out  # the default stack: HttpHubSource with the libcurl engine
+    assert re.search(r"^hf threads .* \d+ MiB/s; event loop p50", out, re.M)
+    floor = "curl processes at once" if shutil.which("curl") else "curl is not installed"
+    assert floor in out
+
+
+def test_the_demo_hub_process_answers_its_commands(tmp_path: Path) -> None:
+    """The demo's out-of-process FakeHub: serves the folder, counts requests, clears, stops on EOF."""
+
+    import httpx
+
+    (tmp_path / "config.json").write_text("{}")
+    command = [sys.executable, "-m", "modelfetch._cli.demohub", "demo/x", str(tmp_path)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        hello = json.loads(proc.stdout.readline())
+        got = httpx.get(f"{hello['endpoint']}/demo/x/resolve/{hello['commit']}/config.json")
+        assert got.content == b"{}"
+
+        def ask(command: str) -> dict[str, int]:
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            proc.stdin.write(command + "\n")
+            proc.stdin.flush()
+            answer: dict[str, int] = json.loads(proc.stdout.readline())
+            return answer
+
+        assert ask("count") == {"HEAD": 0, "GET": 1, "all": 1}
+        assert ask("clear") == {}
+        assert ask("count")["all"] == 0
+        assert "error" in ask("reboot")
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
 
 
 def test_mirror_push_seeds_a_bucket_a_node_then_reads_without_the_hub(
