@@ -115,7 +115,15 @@ def scenario_lag(bench: Bench) -> list[Row]:
     files = [f"model-{i:05d}.safetensors" for i in range(8)]
     rows = []
     total = len(files) * bench.args.eight_mib * MiB
-    for contender in ("curl:parallel", "hf:direct", "hf:to_thread", "ours:hub", "ours:httpx", "ours:native"):
+    for contender in (
+        "curl:parallel",
+        "hf:direct",
+        "hf:to_thread",
+        "alt:obstore",
+        "ours:hub",
+        "ours:httpx",
+        "ours:native",
+    ):
         results = bench.measure(contender, "bench/eight", files)
         lags = [r["lags"] for r in results]
         merged = [x for series in lags for x in series]
@@ -144,6 +152,7 @@ def scenario_large(bench: Bench) -> list[Row]:
     for contender in (
         "curl",
         "hf:threads",
+        "alt:obstore",
         "ours:hub",
         "ours:hub-noverify",
         "ours:httpx-single",
@@ -357,7 +366,9 @@ def write_report(
         " `hf:direct` calls `hf_hub_download` inside the coroutine (the bug modelfetch fixes);"
         " `hf:to_thread` wraps it in `asyncio.to_thread`; `ours:*` go through `CachedSource`:"
         " `hub` is HubSource, `httpx` HttpHubSource streaming on the loop, `native` HttpHubSource"
-        " with its default engine (libcurl in worker threads).",
+        " with its default engine (libcurl in worker threads). `alt:obstore` is the alternative native"
+        " engine we compared libcurl with: obstore's HTTP store (Rust, reqwest on tokio, no GIL while"
+        " receiving), one worker thread per file hashing and writing its 1 MiB chunks.",
         "",
         _table(rows, "lag", ["MB_s", "p50_ms", "p99_ms", "max_ms", "ticks", "wall_s"]),
     ]
@@ -368,6 +379,7 @@ def write_report(
         "",
         "`curl -o file` is the transport's ceiling; `hf:threads` is `hf_hub_download`; `ours:hub` verifies"
         " the sha256 after download (huggingface_hub does not), `ours:hub-noverify` does not;"
+        " `alt:obstore` is obstore's HTTP store hashing and writing in one worker thread;"
         " `ours:httpx*` stream on the event loop, `ours:native*` use libcurl in worker threads (the"
         " default); `-single` means without parallel ranges. HttpHubSource always verifies.",
         "",
