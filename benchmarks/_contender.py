@@ -112,6 +112,14 @@ def _obstore_file(endpoint: str, repo: str, name: str, out: Path) -> str:
     return digest.hexdigest()
 
 
+async def _obstore_files(endpoint: str, repo: str, files: list[str], cache: str) -> None:
+    """Every file at once, one worker thread each."""
+    out = Path(cache)
+    await asyncio.gather(
+        *(asyncio.to_thread(_obstore_file, endpoint, repo, f, out / f.replace("/", "_")) for f in files)
+    )
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement described by `spec`; see benchmarks.run for the names."""
     from huggingface_hub import hf_hub_download, snapshot_download
@@ -153,16 +161,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             floor = _curl_processes(endpoint, repo, files, cache)
             result["lags"] = asyncio.run(_with_heartbeat(lambda: floor))[1]
         elif name == "alt:obstore":
-
-            async def obstore_threads() -> None:
-                await asyncio.gather(
-                    *(
-                        asyncio.to_thread(_obstore_file, endpoint, repo, f, Path(cache) / f.replace("/", "_"))
-                        for f in files
-                    )
-                )
-
-            result["lags"] = asyncio.run(_with_heartbeat(obstore_threads))[1]
+            result["lags"] = asyncio.run(
+                _with_heartbeat(lambda: _obstore_files(endpoint, repo, files, cache))
+            )[1]
         elif name == "hf:snapshot":
             snapshot_download(repo, endpoint=endpoint, cache_dir=cache, max_workers=8)
         elif name == "hf:direct":
