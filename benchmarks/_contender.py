@@ -112,6 +112,17 @@ def _obstore_file(endpoint: str, repo: str, name: str, out: Path) -> str:
     return digest.hexdigest()
 
 
+def _curl_serial(endpoint: str, repo: str, files: list[str], cache: str) -> None:
+    """`curl -o file`, one file after the other: the transport's ceiling for one stream."""
+    import subprocess
+
+    for f in files:
+        url = f"{endpoint}/{repo}/resolve/main/{f}"
+        out = Path(cache) / f.replace("/", "_")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["curl", "-sSL", "-o", str(out), url], check=True)
+
+
 async def _obstore_files(endpoint: str, repo: str, files: list[str], cache: str) -> None:
     """Every file at once, one worker thread each."""
     out = Path(cache)
@@ -150,13 +161,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     cpu0, wall0 = _cpu(), time.perf_counter()
     with RssSampler() as rss:
         if name == "curl":
-            import subprocess
-
-            for f in files:
-                url = f"{endpoint}/{repo}/resolve/main/{f}"
-                out = Path(cache) / f.replace("/", "_")
-                out.parent.mkdir(parents=True, exist_ok=True)
-                subprocess.run(["curl", "-sSL", "-o", str(out), url], check=True)
+            _curl_serial(endpoint, repo, files, cache)
         elif name == "curl:parallel":
             floor = _curl_processes(endpoint, repo, files, cache)
             result["lags"] = asyncio.run(_with_heartbeat(lambda: floor))[1]
