@@ -102,12 +102,12 @@ class Bench:
 
 
 def _median(results: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in results)
+    return float(statistics.median(r[key] for r in results))
 
 
 def _spread(results: list[dict[str, Any]], key: str) -> float:
     values = [r[key] for r in results]
-    return max(values) - min(values)
+    return float(max(values) - min(values))
 
 
 def scenario_lag(bench: Bench) -> list[Row]:

@@ -47,7 +47,7 @@ from .._core.validate import check_instance
 from .._hubapi.errmap import to_fetch_error
 from .._hubapi.spec import FileMetadata, resolve_url, safe_blob_name
 from .._store.blobstore import BlobStore
-from .._store.layout import ensure_room, find_cached
+from .._store.layout import CachedFile, ensure_room, find_cached
 from .._store.partial import PartialBlob
 from .client import HubClient
 from .transfer import Engine, Progress, Transfer, TransferOptions
@@ -191,24 +191,34 @@ class HttpHubSource(AsyncResource):
             self._resolving -= 1
 
     async def _resolve_one(self, ref: AssetRef, progress: ProgressCallback | None) -> ResolvedAsset:
-        if ref.is_pinned or self.settings.offline:
-            cached = await self._thread(find_cached, self._store.layout, ref)
-            if cached is not None:
-                return ResolvedAsset(ref, cached.path, cached.commit, cached.size, cached.etag, Origin.DISK)
-            if self.settings.offline:
-                raise offline_miss(ref, self.settings.hub_cache)
+        listed = None if self.settings.offline else self._listed(ref)
+        if listed is not None:  # a snapshot's file: the disk and the listing, in one thread hop
+            meta, etag = listed, safe_blob_name(listed.etag)
+            found: ResolvedAsset | None = await self._thread(self._cached_or_prepare, ref, meta, etag)
+        else:
+            if ref.is_pinned or self.settings.offline:
+                cached = await self._thread(find_cached, self._store.layout, ref)
+                if cached is not None:
+                    return _from_disk(ref, cached)
+                if self.settings.offline:
+                    raise offline_miss(ref, self.settings.hub_cache)
 
-        async def missing(commit: str) -> None:
-            await self._thread(self._store.record_missing, ref, ref.revision, commit)
+            async def missing(commit: str) -> None:
+                await self._thread(self._store.record_missing, ref, ref.revision, commit)
 
-        meta = self._listed(ref) or await self._client.metadata(ref, missing)
-        etag = safe_blob_name(meta.etag)
-        found: ResolvedAsset | None = await self._thread(self._prepare, ref, meta, etag)
+            meta = await self._client.metadata(ref, missing)
+            etag = safe_blob_name(meta.etag)
+            found = await self._thread(self._prepare, ref, meta, etag)
         if found is not None:
             return found
         if etag is not None and meta.size is not None and meta.size <= self.options.small_file_limit:
             return await self._download_small(ref, meta, etag, progress)
         return await self._download(ref, meta, etag, progress)
+
+    def _cached_or_prepare(self, ref: AssetRef, meta: FileMetadata, etag: str | None) -> ResolvedAsset | None:
+        """`find_cached`, then `_prepare` on a miss: what a listed file needs, in one thread hop."""
+        cached = find_cached(self._store.layout, ref)
+        return _from_disk(ref, cached) if cached is not None else self._prepare(ref, meta, etag)
 
     def _prepare(self, ref: AssetRef, meta: FileMetadata, etag: str | None) -> ResolvedAsset | None:
         """Record the ref; if the blob is already cached, link it and describe it (one thread hop)."""
@@ -322,3 +332,7 @@ def _sha256_of(path: Path) -> str:
         while block := f.read(8 * MiB):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _from_disk(ref: AssetRef, cached: CachedFile) -> ResolvedAsset:
+    return ResolvedAsset(ref, cached.path, cached.commit, cached.size, cached.etag, Origin.DISK)
