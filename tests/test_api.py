@@ -33,13 +33,49 @@ async def test_fetch_uses_the_environment_by_default(default_env: FakeHub, tmp_p
 
 async def test_default_source_is_shared_on_one_loop(hub_env: FakeHub) -> None:
     """Every fetch on one event loop uses the same default source until it is closed."""
-    from modelfetch._default import default_source
+    from modelfetch._default import current_default_source
 
-    first = default_source()
-    assert default_source() is first
+    first = await current_default_source()
+    assert await current_default_source() is first
     await modelfetch.aclose_default_source()
-    assert default_source() is not first
+    assert await current_default_source() is not first
     await modelfetch.aclose_default_source()
+
+
+async def test_a_stale_default_source_is_replaced_and_closed(hub_env: FakeHub) -> None:
+    """After `reset_default_sources` the next fetch builds a new source and closes the old one."""
+    from modelfetch._default import current_default_source, reset_default_sources
+
+    hub_env.add_file("org/model", "config.json", b"{}")
+    await modelfetch.fetch("org/model", "config.json")
+    first = await current_default_source()
+    reset_default_sources()
+    await modelfetch.fetch("org/model", "config.json")
+    second = await current_default_source()
+    assert second is not first
+    assert isinstance(first, modelfetch.CachedSource)
+    assert first.closed
+    assert isinstance(second, modelfetch.CachedSource)
+    assert not second.closed
+    await modelfetch.aclose_default_source()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_default_source_nobody_closed_closes_with_its_loop(hub_env: FakeHub, backend: str) -> None:
+    """A script that never calls aclose_default_source leaks no connection: the loop's end closes it."""
+    import anyio
+
+    from modelfetch._default import current_default_source
+
+    hub_env.add_file("org/model", "config.json", b"{}")
+
+    async def main() -> modelfetch.ModelAssetSource:
+        await modelfetch.fetch("org/model", "config.json")
+        return await current_default_source()
+
+    source = anyio.run(main, backend=backend)
+    assert isinstance(source, modelfetch.CachedSource)
+    assert source.closed
 
 
 async def test_bad_input_fails_before_any_request(fake_hub: FakeHub, settings: Settings) -> None:

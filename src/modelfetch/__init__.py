@@ -45,6 +45,7 @@ from ._local.chain import ChainSource as ChainSource
 from ._local.localdir import LocalDirSource as LocalDirSource
 from ._mirror.options import MirrorOptions as MirrorOptions
 from ._mirror.options import MirrorStats as MirrorStats
+from ._sync import close_sync as close_sync
 from ._sync import fetch_sync as fetch_sync
 from ._sync import shutdown_sync as shutdown_sync
 from ._sync import snapshot_sync as snapshot_sync
@@ -125,6 +126,7 @@ __all__ = [
     "TransferOptions",
     "__version__",
     "aclose_default_source",
+    "close_sync",
     "fetch",
     "fetch_safetensors",
     "fetch_sync",

@@ -14,7 +14,7 @@ from ._core.progress import ProgressCallback, SnapshotProgress
 from ._core.protocol import ModelAssetSource
 from ._core.types import DEFAULT_REVISION, RepoRef
 from ._core.validate import RepoType, check_positive_int, check_source
-from ._default import default_source, preload_default_stack
+from ._default import current_default_source, preload_default_stack
 
 DEFAULT_SNAPSHOT_WORKERS = 8
 
@@ -164,7 +164,7 @@ async def pick_source(source: ModelAssetSource | None, progress: ProgressCallbac
         raise InvalidRequestError(f"progress must be a callable taking a ProgressEvent, not {progress!r}.")
     if source is None:
         await preload_default_stack()
-        return default_source()
+        return await current_default_source()
     check_source("source", source)
     return source
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
+import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
 
@@ -19,7 +22,8 @@ from ._core.errors import InvalidRequestError
 from ._core.protocol import ModelAssetSource
 from ._core.settings import Settings
 
-_DEFAULT: RunVar[ModelAssetSource | None] = RunVar("modelfetch_default_source", default=None)
+_DEFAULT: RunVar[_Entry | None] = RunVar("modelfetch_default_source", default=None)
+_generation = 0  # bumped by `reset_default_sources`: a default built before is stale
 
 
 BACKENDS = ("threads", "httpx")
@@ -90,21 +94,65 @@ def _import_all() -> None:
             importlib.import_module(name)
 
 
-def default_source() -> ModelAssetSource:
-    """The current event loop's default source (built on first use)."""
-    source = _DEFAULT.get()
-    if source is None:
-        source = build_default_source()
-        _DEFAULT.set(source)
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A loop's default source, the generation it was built in, and what closes it."""
+
+    generation: int
+    source: ModelAssetSource
+    closer: AsyncGenerator[None, None]
+
+
+async def _closer(source: ModelAssetSource) -> AsyncGenerator[None, None]:
+    """Suspended until closed: by us, or by the event loop as it shuts down.
+
+    asyncio (`asyncio.run`, `asyncio.Runner`) and trio finalize the async generators still
+    suspended when a run ends, inside the run: so a default source nobody closed (the
+    last test on a shared loop, a script that never calls `aclose_default_source`) closes
+    its connections there instead of leaking them.
+    """
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):
+            await source.aclose()
+
+
+async def current_default_source() -> ModelAssetSource:
+    """The current event loop's default source, built on first use.
+
+    A source made stale by `reset_default_sources` is replaced and closed here.
+    """
+    entry = _DEFAULT.get()
+    if entry is not None and entry.generation == _generation:
+        return entry.source
+    source = build_default_source()
+    closer = _closer(source)
+    await closer.asend(None)  # runs to its `yield` without suspending: nothing can interleave
+    _DEFAULT.set(_Entry(_generation, source, closer))
+    if entry is not None:
+        await entry.closer.aclose()
     return source
+
+
+def reset_default_sources() -> None:
+    """Make every event loop's default source stale; each loop builds a new one at its next fetch.
+
+    The next fetch on a loop reads the environment again and closes the old source. This
+    is how test fixtures isolate tests that share one event loop (pytest-asyncio's
+    session-scoped loop, say): a test never gets a file another test's Hub served.
+    """
+    global _generation  # noqa: PLW0603 - one counter for the process, read on every loop
+    _generation += 1
 
 
 async def aclose_default_source() -> None:
     """Close the current event loop's default source; the next fetch builds a new one.
 
     Call it on shutdown (say, in a FastAPI lifespan) or after changing `HF_*` variables.
+    (A default source nobody closed is closed when its event loop shuts down.)
     """
-    source = _DEFAULT.get()
-    if source is not None:
+    entry = _DEFAULT.get()
+    if entry is not None:
         _DEFAULT.set(None)
-        await source.aclose()
+        await entry.closer.aclose()

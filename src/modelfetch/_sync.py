@@ -23,7 +23,7 @@ from ._core.errors import BlockingCallError
 from ._core.progress import ProgressCallback
 from ._core.protocol import ModelAssetSource
 from ._core.service import running_backend
-from ._core.validate import RepoType
+from ._core.validate import RepoType, check_source
 from ._default import aclose_default_source
 
 _lock = threading.Lock()
@@ -68,6 +68,31 @@ def shutdown_sync() -> None:
 
 
 atexit.register(shutdown_sync)
+
+
+def close_sync(source: ModelAssetSource) -> None:
+    """Close a source you passed to `fetch_sync`/`snapshot_sync`, from sync code.
+
+    Such a source lives on the sync facade's event loop (its portal thread), so
+    `anyio.run(source.aclose)` cannot close it; this runs `source.aclose()` there and
+    waits. Idempotent, like `aclose()`. Inside an event loop, `await source.aclose()`.
+
+    ```python
+    source = CachedSource(HttpHubSource())
+    try:
+        path = modelfetch.fetch_sync("org/model", "config.json", source=source)
+    finally:
+        modelfetch.close_sync(source)
+    ```
+    """
+    running = running_backend()
+    if running is not None:
+        raise BlockingCallError(
+            f"modelfetch.close_sync() was called from a thread running a {running} event loop, "
+            "where it would block the loop; use `await source.aclose()` there."
+        )
+    check_source("source", source)
+    _get_portal().call(source.aclose)
 
 
 def fetch_sync(

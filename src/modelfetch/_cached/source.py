@@ -132,6 +132,7 @@ class CachedSource(AsyncResource):
         self._memo = Memo(self._policy)
         self._clock = clock
         self._host = TaskHost()
+        self._closed = False
         self._flights: SingleFlight[ResolvedAsset] = SingleFlight(self._host)
         self._listing_flights: SingleFlight[RepoListing] = SingleFlight(self._host)
         self._listings: Lru[RepoRef, tuple[RepoListing, float]] = Lru(_MAX_LISTINGS)
@@ -222,8 +223,14 @@ class CachedSource(AsyncResource):
         self._listings.put(repo, (listing, self._clock()))
         return listing
 
+    @property
+    def closed(self) -> bool:
+        """Whether `aclose()` was called."""
+        return self._closed
+
     async def aclose(self) -> None:
         """Stop the transfers still in flight (their waiters get a `FetchError`); close the inner source."""
+        self._closed = True
         await self._host.aclose()
         await self.inner.aclose()
 

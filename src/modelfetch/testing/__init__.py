@@ -5,8 +5,10 @@
 - `MemorySource`: a `ModelAssetSource` over in-memory files, no server needed.
 - `write_model_repo`: a realistic sharded-safetensors model repo, deterministic.
 - `check_source`: a conformance check for any `ModelAssetSource`, yours included.
-- pytest fixtures `fake_hub` and `hub_env`, registered automatically when modelfetch is
-  installed (the `pytest11` entry point).
+- `hub_headers`: the headers the Hub sends with a file, for your own HTTP mocks (respx).
+- `FakeHub.environment()`: point a block of code (a script, a notebook) at a FakeHub.
+- pytest fixtures `fake_hub`, `hub_env` and `hub_cache`, registered automatically when
+  modelfetch is installed (the `pytest11` entry point).
 """
 
 from ._conformance import check_source as check_source
@@ -14,6 +16,8 @@ from ._fakehub import CdnMode as CdnMode
 from ._fakehub import FakeHub as FakeHub
 from ._faults import Fault as Fault
 from ._faults import FaultRule as FaultRule
+from ._headers import EXAMPLE_COMMIT as EXAMPLE_COMMIT
+from ._headers import hub_headers as hub_headers
 from ._memory import MemorySource as MemorySource
 from ._modelrepo import ModelRepoFiles as ModelRepoFiles
 from ._modelrepo import write_model_repo as write_model_repo
@@ -21,6 +25,7 @@ from ._requestlog import RequestRecord as RequestRecord
 
 __all__ = [
     "CdnMode",
+    "EXAMPLE_COMMIT",
     "FakeHub",
     "Fault",
     "FaultRule",
@@ -28,5 +33,6 @@ __all__ = [
     "ModelRepoFiles",
     "RequestRecord",
     "check_source",
+    "hub_headers",
     "write_model_repo",
 ]

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal
@@ -62,6 +63,29 @@ class FakeHub:
 
     def __repr__(self) -> str:
         return f"FakeHub(endpoint={self._core.endpoint or None!r})"
+
+    @contextlib.contextmanager
+    def environment(self, home: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+        """Point the code in the block at this hub; restore everything after it.
+
+        Sets `HF_ENDPOINT`, `HF_HOME` (`home`, a temporary folder when omitted) and
+        `HF_HUB_CACHE`, clears the token and offline variables, patches huggingface_hub's
+        import-time constants when it is imported, and makes modelfetch's default sources
+        read the environment again. Yields the hub cache folder. For scripts, notebooks and
+        tests outside pytest (in pytest, the `hub_env` fixture does this).
+
+        ```python
+        with FakeHub() as hub, hub.environment() as cache:
+            hub.add_file("org/model", "config.json", b"{}")
+            path = modelfetch.fetch_sync("org/model", "config.json")
+        ```
+        """
+        from ._environ import hub_environment  # noqa: PLC0415 - only this method needs it
+
+        with contextlib.ExitStack() as stack:
+            if home is None:
+                home = stack.enter_context(tempfile.TemporaryDirectory(prefix="fakehub-home-"))
+            yield stack.enter_context(hub_environment(self.endpoint, Path(home)))
 
     # ---- lifecycle -------------------------------------------------------------------
 

@@ -2,10 +2,13 @@
 
 Fixtures:
     fake_hub: a running `FakeHub`, stopped after the test.
+    hub_cache: an empty cache in `tmp_path`, the endpoint left at huggingface.co, for
+        tests that mock HTTP with respx.
     hub_env: the same hub, with `HF_ENDPOINT`, `HF_HOME` and `HF_HUB_CACHE` pointing at it
         and at the test's `tmp_path`, `HF_HUB_DISABLE_TELEMETRY=1`, no token and online.
         `huggingface_hub`'s import-time constants are patched to match, so plain
-        `hf_hub_download(...)` calls in the test hit the fake hub too.
+        `hf_hub_download(...)` calls in the test hit the fake hub too. modelfetch's default
+        sources are rebuilt for each test, whatever the event loop's scope.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from huggingface_hub import constants
 
-from .._sync import shutdown_sync
+from ._environ import hub_environment
 from ._fakehub import FakeHub
+
+_DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
 @pytest.fixture
@@ -28,32 +32,23 @@ def fake_hub() -> Iterator[FakeHub]:
 
 
 @pytest.fixture
-def hub_env(fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
-    """`fake_hub`, with the `HF_*` environment (and huggingface_hub's constants) aimed at it."""
-    home = tmp_path / "hf-home"
-    cache = home / "hub"
-    env = {
-        "HF_ENDPOINT": fake_hub.endpoint,
-        "HF_HOME": str(home),
-        "HF_HUB_CACHE": str(cache),
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_TOKEN_PATH"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(constants, "ENDPOINT", fake_hub.endpoint)
-    monkeypatch.setattr(
-        constants,
-        "HUGGINGFACE_CO_URL_TEMPLATE",
-        fake_hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}",
-    )
-    monkeypatch.setattr(constants, "HF_HOME", str(home))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
-    shutdown_sync()  # the sync facade's default source must see this environment
-    yield fake_hub
-    shutdown_sync()
+def hub_env(fake_hub: FakeHub, tmp_path: Path) -> Iterator[FakeHub]:
+    """`fake_hub`, with the `HF_*` environment (and huggingface_hub's constants) aimed at it.
+
+    modelfetch's default sources are made stale before and after the test, so a test never
+    gets a file another test's hub served, even when tests share one event loop.
+    """
+    with hub_environment(fake_hub.endpoint, tmp_path / "hf-home"):
+        yield fake_hub
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path) -> Iterator[Path]:
+    """An empty Hugging Face cache in `tmp_path`, for tests that mock HTTP themselves (respx).
+
+    Like `hub_env` without a server: `HF_HOME`/`HF_HUB_CACHE` point into `tmp_path`, the
+    endpoint is huggingface.co's (what your mocks answer for), no token, online, and
+    modelfetch's default sources are fresh. Yields the cache folder.
+    """
+    with hub_environment(_DEFAULT_ENDPOINT, tmp_path / "hf-home") as cache:
+        yield cache
