@@ -20,6 +20,7 @@ RANK = {
     "_cached": 4,
     "_api": 5,
     "_weights": 5,
+    "_info": 5,
     "_sync": 5,
     "_default": 5,
     "__init__": 6,

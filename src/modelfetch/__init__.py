@@ -41,11 +41,14 @@ from ._core.types import RepoListing as RepoListing
 from ._core.types import RepoRef as RepoRef
 from ._core.types import ResolvedAsset as ResolvedAsset
 from ._default import aclose_default_source as aclose_default_source
+from ._info import get_paths_info as get_paths_info
+from ._info import hf_hub_url as hf_hub_url
 from ._local.chain import ChainSource as ChainSource
 from ._local.localdir import LocalDirSource as LocalDirSource
 from ._mirror.options import MirrorOptions as MirrorOptions
 from ._mirror.options import MirrorStats as MirrorStats
 from ._sync import close_sync as close_sync
+from ._sync import fetch_safetensors_sync as fetch_safetensors_sync
 from ._sync import fetch_sync as fetch_sync
 from ._sync import shutdown_sync as shutdown_sync
 from ._sync import snapshot_sync as snapshot_sync
@@ -129,7 +132,10 @@ __all__ = [
     "close_sync",
     "fetch",
     "fetch_safetensors",
+    "fetch_safetensors_sync",
     "fetch_sync",
+    "get_paths_info",
+    "hf_hub_url",
     "shutdown_sync",
     "snapshot",
     "snapshot_sync",

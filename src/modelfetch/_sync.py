@@ -25,6 +25,7 @@ from ._core.protocol import ModelAssetSource
 from ._core.service import running_backend
 from ._core.validate import RepoType, check_source
 from ._default import aclose_default_source
+from ._weights import SafetensorsModel, fetch_safetensors
 
 _lock = threading.Lock()
 _portal: BlockingPortal | None = None
@@ -152,6 +153,36 @@ def snapshot_sync(
         repo_type=repo_type,
         include=include,
         exclude=exclude,
+        source=source,
+        max_workers=max_workers,
+        progress=progress,
+    )
+    return _get_portal().call(call)
+
+
+def fetch_safetensors_sync(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    repo_type: RepoType = "model",
+    subfolder: str = "",
+    source: ModelAssetSource | None = None,
+    max_workers: int = 8,
+    progress: ProgressCallback | None = None,
+) -> SafetensorsModel:
+    """`modelfetch.fetch_safetensors`, for synchronous code. Same arguments, result and errors.
+
+    Raises:
+        BlockingCallError: called from a thread that is running an event loop.
+        FetchError: as `fetch_safetensors`.
+    """
+    _refuse_inside_event_loop("fetch_safetensors_sync")
+    call = functools.partial(
+        fetch_safetensors,
+        repo_id,
+        revision=revision,
+        repo_type=repo_type,
+        subfolder=subfolder,
         source=source,
         max_workers=max_workers,
         progress=progress,

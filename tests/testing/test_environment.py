@@ -9,7 +9,8 @@ import pytest
 from huggingface_hub import constants, hf_hub_download
 
 import modelfetch
-from modelfetch.testing import EXAMPLE_COMMIT, FakeHub, MemorySource, hub_headers
+from modelfetch.testing import FakeHub, MemorySource, hub_headers
+from modelfetch.testing._headers import EXAMPLE_COMMIT
 
 
 def test_environment_aims_everything_at_the_hub_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,6 @@ from ._fakehub import CdnMode as CdnMode
 from ._fakehub import FakeHub as FakeHub
 from ._faults import Fault as Fault
 from ._faults import FaultRule as FaultRule
-from ._headers import EXAMPLE_COMMIT as EXAMPLE_COMMIT
 from ._headers import hub_headers as hub_headers
 from ._memory import MemorySource as MemorySource
 from ._modelrepo import ModelRepoFiles as ModelRepoFiles
@@ -25,7 +24,6 @@ from ._requestlog import RequestRecord as RequestRecord
 
 __all__ = [
     "CdnMode",
-    "EXAMPLE_COMMIT",
     "FakeHub",
     "Fault",
     "FaultRule",
