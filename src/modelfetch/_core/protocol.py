@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
 
 from .progress import ProgressCallback
 from .types import AssetRef, RepoListing, RepoRef, ResolvedAsset
@@ -46,3 +51,18 @@ class ModelAssetSource(Protocol):
     async def aclose(self) -> None:
         """Release the source's resources. Idempotent."""
         ...
+
+    if TYPE_CHECKING:  # for type checkers only: `isinstance` checks the three methods above
+
+        async def __aenter__(self) -> Self:
+            """`async with source:` enters it."""
+            ...
+
+        async def __aexit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            traceback: TracebackType | None,
+        ) -> bool | None:
+            """Leaving the block closes it (`aclose()`)."""
+            ...

@@ -18,7 +18,8 @@ class Fault:
     Attributes:
         latency: seconds to wait before answering at all.
         status: answer with this HTTP status (and `X-Error-Code`-less JSON) instead.
-        retry_after: the `Retry-After` header to send with `status` (seconds or a date).
+        retry_after: the `Retry-After` header to send with `status`: seconds (`0`, `"5"`) or an
+            HTTP date.
         drop_after: close the connection after this many body bytes.
         stall: seconds to pause the body once `stall_after` bytes were sent.
         stall_after: where in the body the stall (or the hold) starts.
@@ -36,7 +37,7 @@ class Fault:
 
     latency: float = 0.0
     status: int | None = None
-    retry_after: str | None = None
+    retry_after: str | int | None = None
     drop_after: int | None = None
     stall: float = 0.0
     stall_after: int = 0

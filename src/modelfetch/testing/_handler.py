@@ -126,7 +126,7 @@ class HubHandler(BaseHTTPRequestHandler):
             if not allowed:
                 self._send(error_response(405, "Method not allowed"))
             elif fault.status is not None:
-                retry = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                retry = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 self._send(
                     error_response(fault.status, f"Injected fault: HTTP {fault.status}", headers=retry)
                 )
