@@ -28,6 +28,15 @@ async def _memo_us(source: CachedSource, ref: AssetRef, n: int) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
+async def _fetch_us(source: CachedSource, ref: AssetRef, n: int) -> float:
+    """`modelfetch.fetch` on a memo hit: the entry point's argument checks included."""
+    await modelfetch.fetch(ref.repo_id, ref.filename, revision=ref.revision, source=source)
+    start = time.perf_counter()
+    for _ in range(n):
+        await modelfetch.fetch(ref.repo_id, ref.filename, revision=ref.revision, source=source)
+    return (time.perf_counter() - start) / n * 1e6
+
+
 async def _disk_us(settings: Settings, ref: AssetRef, n: int) -> float:
     total = 0.0
     for _ in range(n):
@@ -65,6 +74,7 @@ def measure(n: int) -> dict[str, float]:
                 async with CachedSource(HubSource(settings)) as source:
                     results[f"memo_{backend}_us"] = await _memo_us(source, pinned, n)  # noqa: B023
                     results[f"memo_branch_{backend}_us"] = await _memo_us(source, branch, n)  # noqa: B023
+                    results[f"fetch_{backend}_us"] = await _fetch_us(source, pinned, n)  # noqa: B023
 
             anyio.run(run, backend=backend)
         hub.clear_requests()

@@ -12,7 +12,7 @@ from ._core.errors import AssetNotFoundError, FetchError, InvalidRequestError, S
 from ._core.globs import filter_paths
 from ._core.progress import ProgressCallback, SnapshotProgress
 from ._core.protocol import ModelAssetSource
-from ._core.types import DEFAULT_REVISION, RepoRef
+from ._core.types import DEFAULT_REVISION, AssetRef, RepoRef
 from ._core.validate import RepoType, check_positive_int, check_source
 from ._default import current_default_source, preload_default_stack
 
@@ -52,7 +52,7 @@ async def fetch(
         config = await modelfetch.fetch("org/model", "config.json")
         ```
     """
-    ref = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type).asset(filename)
+    ref = AssetRef(repo_id, filename, revision or DEFAULT_REVISION, repo_type)
     src = await pick_source(source, progress)
     resolved = await src.resolve(ref, progress=progress)
     return resolved.path

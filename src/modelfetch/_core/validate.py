@@ -8,9 +8,11 @@ characters a part); filenames are relative POSIX paths.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Literal, TypeVar, cast
 
@@ -29,6 +31,17 @@ _MAX_SEGMENT_BYTES: Final = 255
 def is_commit(revision: str) -> bool:
     """Whether `revision` is a full 40-hex commit id (and so immutable)."""
     return _COMMIT.fullmatch(revision) is not None
+
+
+def _remembered(problem: Callable[[object], str]) -> Callable[[object], str]:
+    """Memoize a `*_problem` check for strings (pure, and asked again on every fetch of a file)."""
+    cached = functools.lru_cache(maxsize=4096)(problem)
+
+    def check(value: object) -> str:
+        return cached(value) if type(value) is str else problem(value)
+
+    check.__doc__ = problem.__doc__
+    return check
 
 
 def check_repo_type(repo_type: str) -> RepoType:
@@ -52,6 +65,7 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
+@_remembered
 def _repo_id_problem(repo_id: object) -> str:
     if not isinstance(repo_id, str):
         return "it must be a string"
@@ -81,6 +95,7 @@ def check_filename(filename: str) -> str:
     return filename
 
 
+@_remembered
 def filename_problem(filename: object) -> str:
     """Why `filename` is not a safe relative POSIX path in a repo, or "" if it is."""
     if not isinstance(filename, str):
@@ -114,6 +129,7 @@ def check_revision(revision: str) -> str:
     return revision
 
 
+@_remembered
 def _revision_problem(revision: object) -> str:
     if not isinstance(revision, str):
         return "it must be a string"
