@@ -49,7 +49,7 @@ def test_failure_is_one_line_and_exit_1(hub_env: FakeHub, capsys: pytest.Capture
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     """Unknown options, a bad repo id or an unknown backend exit 2."""
     with pytest.raises(SystemExit) as info:
-        main(["get", "org/model"])
+        main(["get"])
     assert info.value.code == 2
     with pytest.raises(SystemExit) as info:
         main(["get", "org/model", "a", "--backend", "carrier-pigeon"])

@@ -1,12 +1,14 @@
 """The `modelfetch` command.
 
-    modelfetch get REPO FILE... [--revision R] [--repo-type T] [--backend threads] [--quiet]
+    modelfetch get REPO [FILE]... [--include GLOB]... [--exclude GLOB]... [--max-workers N]
     modelfetch snapshot REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--max-workers N]
     modelfetch cache ls
     modelfetch mirror push REPO [--url s3://bucket/prefix] [--include GLOB]... [--exclude GLOB]...
     modelfetch demo [--size MIB] [--shards N] [--backend threads|httpx]
 
-stdout carries only results (one path per line); progress and errors go to stderr.
+`get`, `snapshot` and `mirror push` take --revision, --repo-type, --cache-dir, --token,
+--format text|json, --backend threads|httpx, --quiet and --debug. stdout carries only
+results (one path per line, or one JSON document); progress and errors go to stderr.
 Exit status: 0 on success, 1 when a fetch fails, 2 for bad usage.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import logging.handlers
 import sys
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import anyio
 
-from .._api import DEFAULT_SNAPSHOT_WORKERS, fetch, snapshot
+from .._api import DEFAULT_SNAPSHOT_WORKERS, snapshot
 from .._core.errors import FetchError, InvalidRequestError
 from .._core.progress import ProgressCallback
 from .._core.settings import Settings
@@ -30,6 +33,7 @@ from .._core.types import DEFAULT_REVISION, RepoRef
 from .._default import BACKENDS, DEFAULT_BACKEND, build_default_source, hub_source
 from .._version import __version__
 from .bars import ProgressBars, bars_enabled
+from .get import Outcome, failure_of, get_files
 
 _BACKEND_HELP = f"Hub source (default: {DEFAULT_BACKEND})"
 
@@ -50,12 +54,29 @@ def _parser() -> argparse.ArgumentParser:
         choices=BACKENDS,
         help=_BACKEND_HELP,
     )
+    common.add_argument(
+        "--cache-dir", default=None, help="the Hugging Face hub cache (default: HF_HUB_CACHE)"
+    )
+    common.add_argument(
+        "--token", default=None, help="access token (default: HF_TOKEN or the saved token); never printed"
+    )
+    common.add_argument(
+        "--format",
+        default="text",
+        choices=["text", "json"],
+        help="text: one result per line; json: one document",
+    )
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     common.add_argument("--debug", action="store_true", help="show tracebacks on failure")
 
-    get = commands.add_parser("get", parents=[common], help="fetch files; print one local path per file")
+    get = commands.add_parser(
+        "get", parents=[common], help="fetch files at once; print one local path per file, in order"
+    )
     get.add_argument("repo")
-    get.add_argument("files", nargs="+", metavar="FILE")
+    get.add_argument("files", nargs="*", metavar="FILE", help="files to fetch (default: every file)")
+    get.add_argument("--include", action="append", default=None, metavar="GLOB")
+    get.add_argument("--exclude", action="append", default=None, metavar="GLOB")
+    get.add_argument("--max-workers", type=_positive_int, default=DEFAULT_SNAPSHOT_WORKERS)
 
     snap = commands.add_parser("snapshot", parents=[common], help="fetch a revision; print its folder")
     snap.add_argument("repo")
@@ -106,27 +127,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
-async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> list[Path]:
+async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> list[Outcome]:
     if args.command == "demo":
         from .demo import run_demo  # noqa: PLC0415 - only the demo needs the test kit
 
         await run_demo(size_mib=args.size, shards=args.shards, backend=args.backend, progress=progress)
         return []
+    settings = _settings(args)
     if args.command == "mirror":
-        return [Path(await _push(args))]
-    async with contextlib.aclosing(build_default_source(backend=args.backend)) as source:
+        return [Outcome(args.repo, path=Path(await _push(args, settings)))]
+    async with contextlib.aclosing(build_default_source(settings, backend=args.backend)) as source:
         if args.command == "get":
-            return [
-                await fetch(
-                    args.repo,
-                    name,
-                    revision=args.revision,
-                    repo_type=args.repo_type,
-                    source=source,
-                    progress=progress,
-                )
-                for name in args.files
-            ]
+            return await get_files(args, source, progress)
         folder = await snapshot(
             args.repo,
             revision=args.revision,
@@ -137,14 +149,18 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
             source=source,
             progress=progress,
         )
-        return [folder]
+        return [Outcome(args.repo, path=folder)]
 
 
-async def _push(args: argparse.Namespace) -> str:
+def _settings(args: argparse.Namespace) -> Settings:
+    """The environment's settings, with `--cache-dir` and `--token` winning over it."""
+    return Settings.from_env(hub_cache=args.cache_dir, token=args.token)
+
+
+async def _push(args: argparse.Namespace, settings: Settings) -> str:
     from .._mirror.source import MirrorSource  # noqa: PLC0415 - needs the optional obstore
 
     repo = RepoRef(args.repo, args.revision or DEFAULT_REVISION, args.repo_type)
-    settings = Settings.from_env()
     async with MirrorSource(
         args.url, settings=settings, upstream=hub_source(args.backend, settings)
     ) as mirror:
@@ -174,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress = None
             if bars_enabled(sys.stderr, quiet=args.quiet):
                 progress = stack.enter_context(ProgressBars(sys.stderr))
-            paths = anyio.run(_run, args, progress)
+            outcomes = anyio.run(_run, args, progress)
     except FetchError as exc:
         if args.debug:
             raise
@@ -183,11 +199,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("modelfetch: interrupted", file=sys.stderr)
         return 130
+    _print_results(args, outcomes)
+    failure = failure_of(outcomes)
+    if failure is not None:  # the files that did arrive were printed above, in order
+        if args.debug:
+            raise failure
+        print(f"modelfetch: error: {_one_line(failure)}", file=sys.stderr)
+        return 2 if isinstance(failure, InvalidRequestError) else 1
     for record in warnings.buffer:
         print(f"modelfetch: warning: {_one_line(record.getMessage())}", file=sys.stderr)
-    for path in paths:
-        print(path)
     return 0
+
+
+def _print_results(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
+    """Text: one path (or commit) per line, successes only; json: one document with everything."""
+    if getattr(args, "format", "text") == "json":
+        key = {"get": "file", "snapshot": "repo", "mirror": "repo"}.get(args.command, "name")
+        value = {"mirror": "commit", "snapshot": "folder"}.get(args.command, "path")
+        document = [
+            {key: o.name, value: str(o.path)}
+            if o.path is not None
+            else {key: o.name, "error": _one_line(o.error or "")}
+            for o in outcomes
+        ]
+        print(json.dumps(document if args.command == "get" else document[0], indent=2))
+        return
+    for outcome in outcomes:
+        if outcome.path is not None:
+            print(outcome.path)
 
 
 _FOREIGN_LOGGERS = ("huggingface_hub", "httpx", "httpcore", "httpx2", "httpcore2", "filelock", "urllib3")

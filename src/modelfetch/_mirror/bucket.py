@@ -50,8 +50,9 @@ def _obstore() -> Any:
     try:
         import obstore  # noqa: PLC0415 - optional dependency, imported on first use
     except ImportError:
-        raise InvalidRequestError(
-            "the mirror needs obstore: install modelfetch with the s3 extra (pip install 'modelfetch[s3]')."
+        raise SourceUnavailableError(  # not bad usage (exit 2): this installation lacks a part
+            "the mirror needs obstore, which is not installed: install modelfetch with the s3 extra "
+            "(pip install 'modelfetch[s3]'; obstore needs Python 3.11 or newer)."
         ) from None
     return obstore
 
