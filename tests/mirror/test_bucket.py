@@ -5,12 +5,12 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-import obstore
-import obstore.exceptions
 import pytest
 
 import modelfetch
 from modelfetch._mirror.bucket import Bucket, BucketUnavailableError, to_fetch_error
+
+obstore = pytest.importorskip("obstore", reason="the mirror tier needs obstore, which needs Python >= 3.11")
 
 ANSWERS = {"NotFoundError", "AlreadyExistsError", "PreconditionError"}
 CLASSES = [

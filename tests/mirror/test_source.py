@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
-import obstore
 import pytest
 
 import modelfetch
@@ -32,6 +31,8 @@ from modelfetch._mirror.keys import Claim, blob_key, claim_key, encode_claim
 from modelfetch.testing import FakeHub
 
 from .._net import closed_port
+
+obstore = pytest.importorskip("obstore", reason="the mirror tier needs obstore, which needs Python >= 3.11")
 
 MiB = 1024 * 1024
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
