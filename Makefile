@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs ci bench bench-fleet reliability rgw clean
+.PHONY: demo test test-pythons lint docs ci bench bench-fleet reliability rgw clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,18 @@ demo: $(STAMP)  ## the main job: fetch a generated model from an embedded fake H
 
 test: $(STAMP) rgw  ## the whole test suite, on asyncio, uvloop and trio (the fleet tests start radosgw)
 	$(BIN)/python -m pytest
+
+PYTHONS ?= 3.10 3.11 3.12 3.13
+PYENV_ROOT ?= $(HOME)/.pyenv
+
+test-pythons:  ## the suite (without the Ceph fleet tests) on each supported Python pyenv has here
+	@for v in $(PYTHONS); do \
+	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.* 2>/dev/null | sort -V | tail -1)/bin/python; \
+	  if [ ! -x "$$py" ]; then echo "== Python $$v: not installed here, skipped"; continue; fi; \
+	  echo "== Python $$v ($$py)"; \
+	  $$py -m venv .venv-$$v && .venv-$$v/bin/python -m pip install --quiet -e '.[test]' \
+	    && .venv-$$v/bin/python -m pytest -q -m 'not rgw' || exit 1; \
+	done
 
 rgw:  ## the Ceph packages the fleet tests run radosgw from (Debian, needs root; no-op when present)
 	scripts/rgw install
@@ -43,4 +55,4 @@ docs: $(STAMP)
 ci: lint test docs
 
 clean:
-	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* site .pytest_cache .mypy_cache .ruff_cache
