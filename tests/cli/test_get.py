@@ -104,3 +104,20 @@ def test_mirror_push_without_obstore_exits_1(
     assert main(["mirror", "push", "org/model", "--url", "memory:///", "--quiet"]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "modelfetch[s3]" in line
+
+
+def test_offline_snapshot_is_the_same_in_the_cli_and_the_api(
+    hub_env: FakeHub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Offline, only config.json cached: both give the cached snapshot folder (as snapshot_download does)."""
+    import modelfetch
+
+    hub_env.add_files("org/model", {"config.json": b"{}", "w.safetensors": b"x" * 10})
+    modelfetch.fetch_sync("org/model", "config.json")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    modelfetch.shutdown_sync()
+    folder = modelfetch.snapshot_sync("org/model")
+    assert main(["snapshot", "org/model", "--quiet"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == folder
+    assert [p.name for p in folder.iterdir()] == ["config.json"]
+    modelfetch.shutdown_sync()
