@@ -2,7 +2,7 @@
 
     modelfetch get REPO [FILE]... [--include GLOB]... [--exclude GLOB]... [--max-workers N]
     modelfetch snapshot REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--max-workers N]
-    modelfetch cache ls
+    modelfetch cache ls | rm REPO [--revision R] [--dry-run] | prune [--dry-run] | verify REPO
     modelfetch mirror push REPO [--url s3://bucket/prefix] [--include GLOB]... [--exclude GLOB]...
     modelfetch demo [--size MIB] [--shards N] [--backend threads|httpx]
 
@@ -22,6 +22,7 @@ import logging.handlers
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -32,6 +33,7 @@ from .._core.settings import Settings
 from .._core.types import DEFAULT_REVISION, RepoRef
 from .._default import BACKENDS, DEFAULT_BACKEND, build_default_source, hub_source
 from .._version import __version__
+from . import cachecmd
 from .bars import ProgressBars, bars_enabled
 from .get import Outcome, failure_of, get_files
 
@@ -84,9 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("--exclude", action="append", default=None, metavar="GLOB")
     snap.add_argument("--max-workers", type=_positive_int, default=DEFAULT_SNAPSHOT_WORKERS)
 
-    cache = commands.add_parser("cache", help="inspect the Hugging Face cache")
-    cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
-    cache_commands.add_parser("ls", help="list cached repos: type, id, revisions, files, size")
+    _add_cache_commands(commands)
 
     mirror = commands.add_parser("mirror", help="work with a fleet's shared bucket")
     mirror_commands = mirror.add_subparsers(dest="mirror_command", required=True, metavar="ACTION")
@@ -114,6 +114,33 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     return parser
+
+
+def _add_cache_commands(commands: Any) -> None:
+    """`cache ls | rm | prune | verify`."""
+    cache = commands.add_parser("cache", help="inspect and clean the Hugging Face cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--cache-dir", default=None, help="the Hugging Face hub cache (default: HF_HUB_CACHE)")
+    dry = argparse.ArgumentParser(add_help=False)
+    dry.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
+    one_repo = argparse.ArgumentParser(add_help=False)
+    one_repo.add_argument("repo")
+    one_repo.add_argument("--repo-type", default="model", choices=["model", "dataset", "space"])
+    cache_commands.add_parser(
+        "ls", parents=[where], help="list cached repos: type, id, revisions, files, size"
+    )
+    rm = cache_commands.add_parser(
+        "rm", parents=[where, dry, one_repo], help="remove a repo, or one revision; shared blobs stay"
+    )
+    rm.add_argument("--revision", default=None, help="one revision (commit or ref) instead of the whole repo")
+    cache_commands.add_parser(
+        "prune", parents=[where, dry], help="remove detached revisions and abandoned partial downloads"
+    )
+    check = cache_commands.add_parser(
+        "verify", parents=[where, one_repo], help="hash a cached revision's files; exit 1 on a mismatch"
+    )
+    check.add_argument("--revision", default=DEFAULT_REVISION, help="commit or ref (default: main)")
 
 
 def _positive_int(text: str) -> int:
@@ -178,12 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "cache":
-        try:
-            print(_cache_table(Settings.from_env().hub_cache))
-        except FetchError as exc:
-            print(f"modelfetch: error: {_one_line(exc)}", file=sys.stderr)
-            return 2 if isinstance(exc, InvalidRequestError) else 1
-        return 0
+        return _cache(args)
     warnings = _route_logging(debug=args.debug)
     try:
         with contextlib.ExitStack() as stack:
@@ -249,6 +271,27 @@ def _route_logging(*, debug: bool) -> logging.handlers.BufferingHandler:
     ours.setLevel(logging.WARNING)
     ours.propagate = False
     return held
+
+
+def _cache(args: argparse.Namespace) -> int:
+    """`cache ls | rm | prune | verify`: results on stdout, one-line errors on stderr."""
+    try:
+        root = Settings.from_env(hub_cache=args.cache_dir).hub_cache
+        if args.cache_command == "ls":
+            print(_cache_table(root))
+            return 0
+        if args.cache_command == "rm":
+            report = cachecmd.remove(root, args.repo, args.repo_type, args.revision, dry_run=args.dry_run)
+        elif args.cache_command == "prune":
+            report = cachecmd.prune(root, dry_run=args.dry_run)
+        else:
+            report = cachecmd.verify(root, args.repo, args.repo_type, args.revision)
+    except FetchError as exc:
+        print(f"modelfetch: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, InvalidRequestError) else 1
+    for line in report.lines:
+        print(line)
+    return 0 if report.ok else 1
 
 
 def _cache_table(root: Path) -> str:

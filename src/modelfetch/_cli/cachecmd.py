@@ -1,0 +1,147 @@
+"""`modelfetch cache rm | prune | verify`: what `hf cache` users reach for, never unsafe.
+
+Removal goes through huggingface_hub's own cache scan and deletion plan
+(`scan_cache_dir().delete_revisions`), which deletes a blob only when no remaining
+revision links to it. Partial downloads are removed only when their lock can be taken at
+once: a download still running in another process keeps its partial.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from .._core.errors import AssetNotFoundError, RevisionNotFoundError
+from .._core.validate import check_repo_id, check_revision
+
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What a cache command did (or, with `dry_run`, would do), and whether all was well."""
+
+    lines: tuple[str, ...]
+    ok: bool = True
+
+
+def _scan(root: Path) -> Any:
+    from huggingface_hub import scan_cache_dir  # noqa: PLC0415 - huggingface_hub reads HF_* at import
+
+    return scan_cache_dir(root)
+
+
+def _repo(report: Any, root: Path, repo_id: str, repo_type: str) -> Any:
+    check_repo_id(repo_id)
+    for repo in report.repos:
+        if repo.repo_id == repo_id and repo.repo_type == repo_type:
+            return repo
+    raise AssetNotFoundError(
+        f"{repo_type} {repo_id} is not in the cache at {root}; `modelfetch cache ls` lists what is."
+    )
+
+
+def _commit(repo: Any, revision: str) -> str:
+    """The cached commit `revision` names (a commit id, or a ref such as `main`)."""
+    check_revision(revision)
+    for rev in repo.revisions:
+        if rev.commit_hash == revision or revision in rev.refs:
+            return str(rev.commit_hash)
+    raise RevisionNotFoundError(
+        f"{repo.repo_type} {repo.repo_id}: no cached revision {revision!r}; `modelfetch cache ls` lists them."
+    )
+
+
+def remove(root: Path, repo_id: str, repo_type: str, revision: str | None, *, dry_run: bool) -> Report:
+    """Remove a repo, or one revision of it; blobs other revisions use stay."""
+    report = _scan(root)
+    repo = _repo(report, root, repo_id, repo_type)
+    commits = [_commit(repo, revision)] if revision else [str(rev.commit_hash) for rev in repo.revisions]
+    plan = report.delete_revisions(*commits)
+    if not dry_run:
+        plan.execute()
+    what = f"{repo_type} {repo_id}" + (f"@{revision}" if revision else "")
+    verb = "would free" if dry_run else "freed"
+    return Report((f"{what}: {len(commits)} revision(s) removed, {verb} {plan.expected_freed_size_str}",))
+
+
+def prune(root: Path, *, dry_run: bool) -> Report:
+    """Remove detached revisions (no ref points at them) and abandoned partial downloads."""
+    report = _scan(root)
+    detached = [str(rev.commit_hash) for repo in report.repos for rev in repo.revisions if not rev.refs]
+    lines = []
+    if detached:
+        plan = report.delete_revisions(*detached)
+        if not dry_run:
+            plan.execute()
+        verb = "would free" if dry_run else "freed"
+        lines.append(f"{len(detached)} detached revision(s): {verb} {plan.expected_freed_size_str}")
+    partials, busy = _abandoned_partials(root, dry_run=dry_run)
+    if partials:
+        lines.append(f"{partials} abandoned partial download(s) {'to remove' if dry_run else 'removed'}")
+    if busy:
+        lines.append(f"{busy} partial download(s) kept: another process is downloading them")
+    return Report(tuple(lines) or ("nothing to prune",))
+
+
+def _abandoned_partials(root: Path, *, dry_run: bool) -> tuple[int, int]:
+    removed = busy = 0
+    for blobs in sorted(root.glob("*--*/blobs")):
+        for partial in sorted(blobs.glob("*.incomplete")):
+            etag = partial.name.split(".", 1)[0]
+            lock = filelock.FileLock(str(root / ".locks" / blobs.parent.name / f"{etag}.lock"), timeout=0)
+            try:
+                with lock:
+                    if not dry_run:
+                        for path in (partial, partial.with_name(partial.name + ".progress")):
+                            path.unlink(missing_ok=True)
+                    removed += 1
+            except filelock.Timeout:
+                busy += 1
+    return removed, busy
+
+
+def verify(root: Path, repo_id: str, repo_type: str, revision: str) -> Report:
+    """Hash every file of a cached revision against the name of its blob."""
+    report = _scan(root)
+    repo = _repo(report, root, repo_id, repo_type)
+    commit = _commit(repo, revision)
+    folder = Path(repo.repo_path) / "snapshots" / commit
+    lines, bad, checked = [], 0, 0
+    for entry in sorted(p for p in folder.rglob("*") if p.is_symlink() or p.is_file()):
+        name = entry.relative_to(folder).as_posix()
+        if not entry.exists():
+            lines.append(f"missing  {name}: its blob is gone")
+            bad += 1
+            continue
+        blob = entry.resolve()
+        problem = _check_blob(blob)
+        checked += 1
+        if problem:
+            lines.append(f"corrupt  {name}: {problem}")
+            bad += 1
+    lines.append(f"{repo_type} {repo_id}@{commit[:12]}: {checked} file(s) checked, {bad} problem(s)")
+    return Report(tuple(lines), ok=bad == 0)
+
+
+def _check_blob(blob: Path) -> str:
+    """Why the blob's content does not match its name (sha256, or git's blob sha1), or ""."""
+    name = blob.name
+    if _HEX64.fullmatch(name):
+        digest = hashlib.sha256()
+    elif _HEX40.fullmatch(name):
+        digest = hashlib.sha1(b"blob %d\0" % blob.stat().st_size, usedforsecurity=False)
+    else:
+        return ""  # not a content hash: nothing to check against
+    with blob.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    actual = digest.hexdigest()
+    return "" if actual == name else f"content hashes to {actual[:16]}..., not {name[:16]}..."
