@@ -21,6 +21,7 @@ RANK = {
     "_api": 5,
     "_weights": 5,
     "_info": 5,
+    "_localdir_out": 4,
     "_sync": 5,
     "_default": 5,
     "__init__": 6,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from ._core.globs import filter_paths
 from ._core.progress import ProgressCallback, SnapshotProgress
 from ._core.protocol import ModelAssetSource
 from ._core.types import DEFAULT_REVISION, AssetRef, RepoRef
-from ._core.validate import RepoType, check_positive_int, check_source
+from ._core.validate import RepoType, check_path, check_positive_int, check_source
 from ._default import current_default_source, preload_default_stack
+from ._localdir_out import place
 
 DEFAULT_SNAPSHOT_WORKERS = 8
 
@@ -27,6 +29,7 @@ async def fetch(
     repo_type: RepoType = "model",
     source: ModelAssetSource | None = None,
     progress: ProgressCallback | None = None,
+    local_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Fetch one file of a Hub repository and return its local path.
 
@@ -39,10 +42,13 @@ async def fetch(
         repo_type: `"model"`, `"dataset"` or `"space"`.
         source: where to fetch from; the current event loop's default source when omitted.
         progress: called with `ProgressEvent`s on the event loop thread.
+        local_dir: also copy the file to `local_dir/<filename>`, as huggingface_hub's
+            `local_dir` does (with its metadata, so either library recognises the copy),
+            and return that path.
 
     Returns:
         The file's snapshot path in the Hugging Face cache
-        (`.../models--org--name/snapshots/<commit>/<filename>`).
+        (`.../models--org--name/snapshots/<commit>/<filename>`), or its copy in `local_dir`.
 
     Raises:
         FetchError: a subclass saying what failed (see `modelfetch.FetchError`).
@@ -53,9 +59,14 @@ async def fetch(
         ```
     """
     ref = AssetRef(repo_id, filename, revision or DEFAULT_REVISION, repo_type)
+    folder = None if local_dir is None else check_path("local_dir", local_dir)
     src = await pick_source(source, progress)
     resolved = await src.resolve(ref, progress=progress)
-    return resolved.path
+    if folder is None:
+        return resolved.path
+    return await anyio.to_thread.run_sync(
+        place, folder, ref.filename, resolved.path, resolved.commit, resolved.etag
+    )
 
 
 async def snapshot(
@@ -68,6 +79,7 @@ async def snapshot(
     source: ModelAssetSource | None = None,
     max_workers: int = DEFAULT_SNAPSHOT_WORKERS,
     progress: ProgressCallback | None = None,
+    local_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Fetch every matching file of one revision and return the snapshot folder.
 
@@ -85,9 +97,10 @@ async def snapshot(
         source: where to fetch from; the current event loop's default source when omitted.
         max_workers: how many files to fetch at once.
         progress: called with each file's `ProgressEvent`s on the event loop thread.
+        local_dir: also copy the files into `local_dir` (see `fetch`) and return it.
 
     Returns:
-        The snapshot folder, `.../models--org--name/snapshots/<commit>`.
+        The snapshot folder, `.../models--org--name/snapshots/<commit>`, or `local_dir`.
 
     Raises:
         AssetNotFoundError: no file matches `include`/`exclude`.
@@ -97,6 +110,7 @@ async def snapshot(
     repo = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type)
     check_positive_int("max_workers", max_workers)
     check_patterns(include, exclude)
+    folder = None if local_dir is None else check_path("local_dir", local_dir)
     src = await pick_source(source, progress)
     listing = await src.list_files(repo)
     names = filter_paths([f.path for f in listing.files], include, exclude)
@@ -108,6 +122,11 @@ async def snapshot(
     pinned = RepoRef(repo.repo_id, listing.commit, repo.repo_type)
     sizes = {f.path: f.size for f in listing.files}
     paths = await fetch_many(src, pinned, names, max_workers=max_workers, progress=progress, sizes=sizes)
+    if folder is not None:
+        etags = {f.path: f.etag for f in listing.files}
+        for name in names:
+            await anyio.to_thread.run_sync(place, folder, name, paths[name], listing.commit, etags.get(name))
+        return folder
     # The source recorded refs/<revision> when it listed the revision (a source that serves
     # files in place, like LocalDirSource, records nothing).
     return _snapshot_folder(names[0], paths[names[0]])

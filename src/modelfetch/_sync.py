@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import os
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -104,6 +105,7 @@ def fetch_sync(
     repo_type: RepoType = "model",
     source: ModelAssetSource | None = None,
     progress: ProgressCallback | None = None,
+    local_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """`modelfetch.fetch`, for synchronous code (a constructor, a worker thread, a script).
 
@@ -124,6 +126,7 @@ def fetch_sync(
         repo_type=repo_type,
         source=source,
         progress=progress,
+        local_dir=local_dir,
     )
     return _get_portal().call(call)
 
@@ -138,6 +141,7 @@ def snapshot_sync(
     source: ModelAssetSource | None = None,
     max_workers: int = DEFAULT_SNAPSHOT_WORKERS,
     progress: ProgressCallback | None = None,
+    local_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """`modelfetch.snapshot`, for synchronous code. Same arguments, result and errors.
 
@@ -156,6 +160,7 @@ def snapshot_sync(
         source=source,
         max_workers=max_workers,
         progress=progress,
+        local_dir=local_dir,
     )
     return _get_portal().call(call)
 

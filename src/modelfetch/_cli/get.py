@@ -59,6 +59,7 @@ async def get_files(
                     repo_type=args.repo_type,
                     source=source,
                     progress=progress,
+                    local_dir=args.local_dir,
                 )
             except FetchError as exc:
                 outcomes[index] = Outcome(name, error=exc)

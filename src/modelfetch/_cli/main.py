@@ -79,12 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("--include", action="append", default=None, metavar="GLOB")
     get.add_argument("--exclude", action="append", default=None, metavar="GLOB")
     get.add_argument("--max-workers", type=_positive_int, default=DEFAULT_SNAPSHOT_WORKERS)
+    get.add_argument(
+        "--local-dir", default=None, help="also copy the files into this folder (as hf download)"
+    )
 
     snap = commands.add_parser("snapshot", parents=[common], help="fetch a revision; print its folder")
     snap.add_argument("repo")
     snap.add_argument("--include", action="append", default=None, metavar="GLOB")
     snap.add_argument("--exclude", action="append", default=None, metavar="GLOB")
     snap.add_argument("--max-workers", type=_positive_int, default=DEFAULT_SNAPSHOT_WORKERS)
+    snap.add_argument("--local-dir", default=None, help="also copy the files into this folder; print it")
 
     _add_cache_commands(commands)
 
@@ -175,6 +179,7 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
             max_workers=args.max_workers,
             source=source,
             progress=progress,
+            local_dir=args.local_dir,
         )
         return [Outcome(args.repo, path=folder)]
 
