@@ -30,6 +30,7 @@ async def fetch(
     source: ModelAssetSource | None = None,
     progress: ProgressCallback | None = None,
     local_dir: str | os.PathLike[str] | None = None,
+    token: str | None = None,
 ) -> Path:
     """Fetch one file of a Hub repository and return its local path.
 
@@ -45,6 +46,8 @@ async def fetch(
         local_dir: also copy the file to `local_dir/<filename>`, as huggingface_hub's
             `local_dir` does (with its metadata, so either library recognises the copy),
             and return that path.
+        token: the access token for this call instead of the environment's (`HF_TOKEN`);
+            only with the default source.
 
     Returns:
         The file's snapshot path in the Hugging Face cache
@@ -60,7 +63,7 @@ async def fetch(
     """
     ref = AssetRef(repo_id, filename, revision or DEFAULT_REVISION, repo_type)
     folder = None if local_dir is None else check_path("local_dir", local_dir)
-    src = await pick_source(source, progress)
+    src = await pick_source(source, progress, token)
     resolved = await src.resolve(ref, progress=progress)
     if folder is None:
         return resolved.path
@@ -80,6 +83,7 @@ async def snapshot(
     max_workers: int = DEFAULT_SNAPSHOT_WORKERS,
     progress: ProgressCallback | None = None,
     local_dir: str | os.PathLike[str] | None = None,
+    token: str | None = None,
 ) -> Path:
     """Fetch every matching file of one revision and return the snapshot folder.
 
@@ -98,6 +102,7 @@ async def snapshot(
         max_workers: how many files to fetch at once.
         progress: called with each file's `ProgressEvent`s on the event loop thread.
         local_dir: also copy the files into `local_dir` (see `fetch`) and return it.
+        token: the access token for this call (see `fetch`).
 
     Returns:
         The snapshot folder, `.../models--org--name/snapshots/<commit>`, or `local_dir`.
@@ -111,7 +116,7 @@ async def snapshot(
     check_positive_int("max_workers", max_workers)
     check_patterns(include, exclude)
     folder = None if local_dir is None else check_path("local_dir", local_dir)
-    src = await pick_source(source, progress)
+    src = await pick_source(source, progress, token)
     listing = await src.list_files(repo)
     names = filter_paths([f.path for f in listing.files], include, exclude)
     if not names:
@@ -173,8 +178,13 @@ async def fetch_many(
     return paths
 
 
-async def pick_source(source: ModelAssetSource | None, progress: ProgressCallback | None) -> ModelAssetSource:
+async def pick_source(
+    source: ModelAssetSource | None, progress: ProgressCallback | None, token: str | None = None
+) -> ModelAssetSource:
     """The source an entry point uses: `source` (checked), else the event loop's default.
+
+    `token` picks the default source that uses that token (see `current_default_source`);
+    a source you built carries its own settings, so both together are refused.
 
     Building the default stack the first time imports huggingface_hub (half a second or
     more); that import runs in a worker thread, never on the event loop.
@@ -183,8 +193,13 @@ async def pick_source(source: ModelAssetSource | None, progress: ProgressCallbac
         raise InvalidRequestError(f"progress must be a callable taking a ProgressEvent, not {progress!r}.")
     if source is None:
         await preload_default_stack()
-        return await current_default_source()
+        return await current_default_source(token)
     check_source("source", source)
+    if token is not None:
+        raise InvalidRequestError(
+            "token= applies to the default source; a source you pass carries its own "
+            "(build it with Settings.from_env(token=...))."
+        )
     return source
 
 

@@ -22,7 +22,7 @@ from ._core.errors import InvalidRequestError
 from ._core.protocol import ModelAssetSource
 from ._core.settings import Settings
 
-_DEFAULT: RunVar[_Entry | None] = RunVar("modelfetch_default_source", default=None)
+_DEFAULT: RunVar[dict[str | None, _Entry] | None] = RunVar("modelfetch_default_source", default=None)
 _generation = 0  # bumped by `reset_default_sources`: a default built before is stale
 
 
@@ -118,18 +118,25 @@ async def _closer(source: ModelAssetSource) -> AsyncGenerator[None, None]:
             await source.aclose()
 
 
-async def current_default_source() -> ModelAssetSource:
+async def current_default_source(token: str | None = None) -> ModelAssetSource:
     """The current event loop's default source, built on first use.
 
-    A source made stale by `reset_default_sources` is replaced and closed here.
+    With `token`, the default source that uses that token instead of the environment's
+    (one per token and loop, built on first use and closed with the others). A source
+    made stale by `reset_default_sources` is replaced and closed here.
     """
-    entry = _DEFAULT.get()
+    entries = _DEFAULT.get()
+    if entries is None:
+        entries = {}
+        _DEFAULT.set(entries)
+    entry = entries.get(token)
     if entry is not None and entry.generation == _generation:
         return entry.source
-    source = build_default_source()
+    settings = None if token is None else Settings.from_env(token=token)
+    source = build_default_source(settings)
     closer = _closer(source)
     await closer.asend(None)  # runs to its `yield` without suspending: nothing can interleave
-    _DEFAULT.set(_Entry(_generation, source, closer))
+    entries[token] = _Entry(_generation, source, closer)
     if entry is not None:
         await entry.closer.aclose()
     return source
@@ -147,12 +154,13 @@ def reset_default_sources() -> None:
 
 
 async def aclose_default_source() -> None:
-    """Close the current event loop's default source; the next fetch builds a new one.
+    """Close the current event loop's default source(s); the next fetch builds a new one.
 
     Call it on shutdown (say, in a FastAPI lifespan) or after changing `HF_*` variables.
     (A default source nobody closed is closed when its event loop shuts down.)
     """
-    entry = _DEFAULT.get()
-    if entry is not None:
+    entries = _DEFAULT.get()
+    if entries:
         _DEFAULT.set(None)
-        await entry.closer.aclose()
+        for entry in entries.values():
+            await entry.closer.aclose()

@@ -52,6 +52,7 @@ async def get_paths_info(
     revision: str | None = None,
     repo_type: RepoType = "model",
     source: ModelAssetSource | None = None,
+    token: str | None = None,
 ) -> RepoListing:
     """Size, etag and LFS status of some paths of a repo at one commit, downloading nothing.
 
@@ -66,6 +67,7 @@ async def get_paths_info(
         revision: branch, tag or commit id; `"main"` when omitted.
         repo_type: `"model"`, `"dataset"` or `"space"`.
         source: where to ask; the current event loop's default source when omitted.
+        token: the access token for this call instead of the environment's (default source only).
 
     Returns:
         The commit, and the files found, sorted by path.
@@ -79,7 +81,7 @@ async def get_paths_info(
         raise InvalidRequestError(f"paths must be a path or a list of paths, not {paths!r}.")
     names = [check_filename(path.strip("/")) for path in wanted]
     repo = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type)
-    listing = await (await pick_source(source, None)).list_files(repo)
+    listing = await (await pick_source(source, None, token)).list_files(repo)
     found: list[RepoFile] = []
     seen: set[str] = set()
     for name in names:

@@ -106,6 +106,7 @@ def fetch_sync(
     source: ModelAssetSource | None = None,
     progress: ProgressCallback | None = None,
     local_dir: str | os.PathLike[str] | None = None,
+    token: str | None = None,
 ) -> Path:
     """`modelfetch.fetch`, for synchronous code (a constructor, a worker thread, a script).
 
@@ -127,6 +128,7 @@ def fetch_sync(
         source=source,
         progress=progress,
         local_dir=local_dir,
+        token=token,
     )
     return _get_portal().call(call)
 
@@ -142,6 +144,7 @@ def snapshot_sync(
     max_workers: int = DEFAULT_SNAPSHOT_WORKERS,
     progress: ProgressCallback | None = None,
     local_dir: str | os.PathLike[str] | None = None,
+    token: str | None = None,
 ) -> Path:
     """`modelfetch.snapshot`, for synchronous code. Same arguments, result and errors.
 
@@ -161,6 +164,7 @@ def snapshot_sync(
         max_workers=max_workers,
         progress=progress,
         local_dir=local_dir,
+        token=token,
     )
     return _get_portal().call(call)
 
@@ -174,6 +178,7 @@ def fetch_safetensors_sync(
     source: ModelAssetSource | None = None,
     max_workers: int = 8,
     progress: ProgressCallback | None = None,
+    token: str | None = None,
 ) -> SafetensorsModel:
     """`modelfetch.fetch_safetensors`, for synchronous code. Same arguments, result and errors.
 
@@ -191,5 +196,6 @@ def fetch_safetensors_sync(
         source=source,
         max_workers=max_workers,
         progress=progress,
+        token=token,
     )
     return _get_portal().call(call)

@@ -48,6 +48,7 @@ async def fetch_safetensors(
     source: ModelAssetSource | None = None,
     max_workers: int = 8,
     progress: ProgressCallback | None = None,
+    token: str | None = None,
 ) -> SafetensorsModel:
     """Fetch a safetensors model's config, index and every shard, concurrently.
 
@@ -62,6 +63,7 @@ async def fetch_safetensors(
         source: where to fetch from; the current event loop's default source when omitted.
         max_workers: how many files to fetch at once.
         progress: called with each file's `ProgressEvent`s on the event loop thread.
+        token: the access token for this call instead of the environment's (default source only).
 
     Returns:
         The paths, shards in index order.
@@ -80,7 +82,7 @@ async def fetch_safetensors(
     check_positive_int("max_workers", max_workers)
     if not isinstance(subfolder, str):
         raise InvalidRequestError(f"subfolder must be a string, not {subfolder!r}.")
-    src = await pick_source(source, progress)
+    src = await pick_source(source, progress, token)
     listing = await src.list_files(RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type))
     names = {f.path for f in listing.files}
     prefix = f"{subfolder.strip('/')}/" if subfolder.strip("/") else ""

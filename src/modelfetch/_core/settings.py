@@ -7,6 +7,7 @@ both. Nothing here is read at import time.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from .errors import InvalidRequestError
 from .validate import check_path, check_seconds
+
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")  # visible ASCII: nothing that could end a header line
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _TRUE = frozenset({"1", "on", "yes", "true"})
@@ -71,6 +74,10 @@ class Settings:
             )
         if self.token is not None and not isinstance(self.token, str):
             raise InvalidRequestError("token must be a string or None.")
+        if self.token is not None and not _TOKEN.fullmatch(self.token):  # it goes into a header
+            raise InvalidRequestError(
+                "token must be printable ASCII without spaces (as Hub tokens are); it was not shown."
+            )
         if not isinstance(self.offline, bool):
             raise InvalidRequestError(f"offline must be True or False, not {self.offline!r}.")
         for name in ("etag_timeout", "download_timeout", "lock_timeout"):
