@@ -10,11 +10,12 @@ import anyio
 import anyio.to_thread
 
 from ._core.errors import AssetNotFoundError, FetchError, InvalidRequestError, SnapshotError
+from ._core.force import forcing
 from ._core.globs import filter_paths
 from ._core.progress import ProgressCallback, SnapshotProgress
 from ._core.protocol import ModelAssetSource
 from ._core.types import DEFAULT_REVISION, AssetRef, RepoRef
-from ._core.validate import RepoType, check_path, check_positive_int, check_source
+from ._core.validate import RepoType, check_flag, check_path, check_positive_int, check_source
 from ._default import current_default_source, preload_default_stack
 from ._localdir_out import place
 
@@ -31,6 +32,7 @@ async def fetch(
     progress: ProgressCallback | None = None,
     local_dir: str | os.PathLike[str] | None = None,
     token: str | None = None,
+    force_download: bool = False,
 ) -> Path:
     """Fetch one file of a Hub repository and return its local path.
 
@@ -48,6 +50,9 @@ async def fetch(
             and return that path.
         token: the access token for this call instead of the environment's (`HF_TOKEN`);
             only with the default source.
+        force_download: download again even if the file is cached (the new copy replaces
+            the cached one by rename). The Hub sources honour it; a mirror's bucket or a
+            local folder still serve what they hold.
 
     Returns:
         The file's snapshot path in the Hugging Face cache
@@ -64,7 +69,8 @@ async def fetch(
     ref = AssetRef(repo_id, filename, revision or DEFAULT_REVISION, repo_type)
     folder = None if local_dir is None else check_path("local_dir", local_dir)
     src = await pick_source(source, progress, token)
-    resolved = await src.resolve(ref, progress=progress)
+    with forcing(check_flag("force_download", force_download)):
+        resolved = await src.resolve(ref, progress=progress)
     if folder is None:
         return resolved.path
     return await anyio.to_thread.run_sync(
@@ -84,6 +90,7 @@ async def snapshot(
     progress: ProgressCallback | None = None,
     local_dir: str | os.PathLike[str] | None = None,
     token: str | None = None,
+    force_download: bool = False,
 ) -> Path:
     """Fetch every matching file of one revision and return the snapshot folder.
 
@@ -103,6 +110,7 @@ async def snapshot(
         progress: called with each file's `ProgressEvent`s on the event loop thread.
         local_dir: also copy the files into `local_dir` (see `fetch`) and return it.
         token: the access token for this call (see `fetch`).
+        force_download: download every file again even if cached (see `fetch`).
 
     Returns:
         The snapshot folder, `.../models--org--name/snapshots/<commit>`, or `local_dir`.
@@ -126,7 +134,8 @@ async def snapshot(
         )
     pinned = RepoRef(repo.repo_id, listing.commit, repo.repo_type)
     sizes = {f.path: f.size for f in listing.files}
-    paths = await fetch_many(src, pinned, names, max_workers=max_workers, progress=progress, sizes=sizes)
+    with forcing(check_flag("force_download", force_download)):
+        paths = await fetch_many(src, pinned, names, max_workers=max_workers, progress=progress, sizes=sizes)
     if folder is not None:
         etags = {f.path: f.etag for f in listing.files}
         for name in names:

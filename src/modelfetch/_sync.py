@@ -107,6 +107,7 @@ def fetch_sync(
     progress: ProgressCallback | None = None,
     local_dir: str | os.PathLike[str] | None = None,
     token: str | None = None,
+    force_download: bool = False,
 ) -> Path:
     """`modelfetch.fetch`, for synchronous code (a constructor, a worker thread, a script).
 
@@ -129,6 +130,7 @@ def fetch_sync(
         progress=progress,
         local_dir=local_dir,
         token=token,
+        force_download=force_download,
     )
     return _get_portal().call(call)
 
@@ -145,6 +147,7 @@ def snapshot_sync(
     progress: ProgressCallback | None = None,
     local_dir: str | os.PathLike[str] | None = None,
     token: str | None = None,
+    force_download: bool = False,
 ) -> Path:
     """`modelfetch.snapshot`, for synchronous code. Same arguments, result and errors.
 
@@ -165,6 +168,7 @@ def snapshot_sync(
         progress=progress,
         local_dir=local_dir,
         token=token,
+        force_download=force_download,
     )
     return _get_portal().call(call)
 
@@ -179,6 +183,7 @@ def fetch_safetensors_sync(
     max_workers: int = 8,
     progress: ProgressCallback | None = None,
     token: str | None = None,
+    force_download: bool = False,
 ) -> SafetensorsModel:
     """`modelfetch.fetch_safetensors`, for synchronous code. Same arguments, result and errors.
 
@@ -197,5 +202,6 @@ def fetch_safetensors_sync(
         max_workers=max_workers,
         progress=progress,
         token=token,
+        force_download=force_download,
     )
     return _get_portal().call(call)

@@ -11,10 +11,11 @@ import anyio.to_thread
 
 from ._api import fetch_many, pick_source
 from ._core.errors import AssetNotFoundError, IntegrityError, InvalidRequestError
+from ._core.force import forcing
 from ._core.progress import ProgressCallback
 from ._core.protocol import ModelAssetSource
 from ._core.types import DEFAULT_REVISION, RepoRef
-from ._core.validate import RepoType, check_positive_int
+from ._core.validate import RepoType, check_flag, check_positive_int
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
@@ -49,6 +50,7 @@ async def fetch_safetensors(
     max_workers: int = 8,
     progress: ProgressCallback | None = None,
     token: str | None = None,
+    force_download: bool = False,
 ) -> SafetensorsModel:
     """Fetch a safetensors model's config, index and every shard, concurrently.
 
@@ -64,6 +66,7 @@ async def fetch_safetensors(
         max_workers: how many files to fetch at once.
         progress: called with each file's `ProgressEvent`s on the event loop thread.
         token: the access token for this call instead of the environment's (default source only).
+        force_download: download every file again even if cached (see `fetch`).
 
     Returns:
         The paths, shards in index order.
@@ -83,7 +86,20 @@ async def fetch_safetensors(
     if not isinstance(subfolder, str):
         raise InvalidRequestError(f"subfolder must be a string, not {subfolder!r}.")
     src = await pick_source(source, progress, token)
-    listing = await src.list_files(RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type))
+    with forcing(check_flag("force_download", force_download)):
+        repo = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type)
+        return await _fetch_weights(src, repo, subfolder, max_workers, progress)
+
+
+async def _fetch_weights(
+    src: ModelAssetSource,
+    repo: RepoRef,
+    subfolder: str,
+    max_workers: int,
+    progress: ProgressCallback | None,
+) -> SafetensorsModel:
+    repo_id, repo_type = repo.repo_id, repo.repo_type
+    listing = await src.list_files(repo)
     names = {f.path for f in listing.files}
     prefix = f"{subfolder.strip('/')}/" if subfolder.strip("/") else ""
     pinned = RepoRef(repo_id, listing.commit, repo_type)

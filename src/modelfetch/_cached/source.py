@@ -29,6 +29,7 @@ import anyio.to_thread
 from anyio.abc import AsyncResource
 
 from .._core.errors import AssetNotFoundError, InvalidRequestError, OfflineError, offline_miss
+from .._core.force import force_requested
 from .._core.lru import Lru
 from .._core.progress import ProgressCallback
 from .._core.protocol import ModelAssetSource
@@ -156,7 +157,18 @@ class CachedSource(AsyncResource):
         )
 
     async def resolve(self, ref: AssetRef, *, progress: ProgressCallback | None = None) -> ResolvedAsset:
-        """Resolve `ref` from memory, disk, a flight in progress, or the inner source."""
+        """Resolve `ref` from memory, disk, a flight in progress, or the inner source.
+
+        With `force_download`, memory and disk are skipped and the inner source is asked
+        (in a flight of its own: a forced call never joins one that may answer from disk).
+        """
+        if force_requested():
+            if self.offline:
+                raise OfflineError(
+                    f"Fetching {ref}: force_download needs the network, and offline mode is on; "
+                    "unset HF_HUB_OFFLINE or drop force_download."
+                )
+            return await self._flights.run(("force", ref), partial(self._resolve_forced, ref), progress)
         now = self._clock()
         entry = self._memo.get(ref, now)
         if entry is not None:
@@ -176,6 +188,12 @@ class CachedSource(AsyncResource):
                 "earlier answer); check the filename."
             )
         return await self._flights.run(ref, partial(self._resolve_uncached, ref), progress)
+
+    async def _resolve_forced(self, ref: AssetRef, progress: ProgressCallback) -> ResolvedAsset:
+        self._misses += 1
+        asset = await self.inner.resolve(ref, progress=progress)
+        self._memo.put(asset, self._clock())
+        return asset
 
     async def _resolve_uncached(self, ref: AssetRef, progress: ProgressCallback) -> ResolvedAsset:
         if ref.is_pinned or self.offline:

@@ -60,6 +60,7 @@ async def get_files(
                     source=source,
                     progress=progress,
                     local_dir=args.local_dir,
+                    force_download=args.force_download,
                 )
             except FetchError as exc:
                 outcomes[index] = Outcome(name, error=exc)

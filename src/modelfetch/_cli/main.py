@@ -28,6 +28,7 @@ import anyio
 
 from .._api import DEFAULT_SNAPSHOT_WORKERS, snapshot
 from .._core.errors import FetchError, InvalidRequestError
+from .._core.force import forcing
 from .._core.progress import ProgressCallback
 from .._core.settings import Settings
 from .._core.types import DEFAULT_REVISION, RepoRef
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["text", "json"],
         help="text: one result per line; json: one document",
     )
+    common.add_argument("--force-download", action="store_true", help="download again even what is cached")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     common.add_argument("--debug", action="store_true", help="show tracebacks on failure")
 
@@ -166,7 +168,8 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
         return []
     settings = _settings(args)
     if args.command == "mirror":
-        return [Outcome(args.repo, path=Path(await _push(args, settings)))]
+        with forcing(args.force_download):  # the upstream downloads again what it pushes
+            return [Outcome(args.repo, path=Path(await _push(args, settings)))]
     async with contextlib.aclosing(build_default_source(settings, backend=args.backend)) as source:
         if args.command == "get":
             return await get_files(args, source, progress)
@@ -180,6 +183,7 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
             source=source,
             progress=progress,
             local_dir=args.local_dir,
+            force_download=args.force_download,
         )
         return [Outcome(args.repo, path=folder)]
 

@@ -168,6 +168,13 @@ def check_seconds(name: str, value: object, *, allow_zero: bool = True) -> float
     return float(value)
 
 
+def check_flag(name: str, value: object) -> bool:
+    """Return `value` if it is True or False, else raise `InvalidRequestError` naming `name`."""
+    if not isinstance(value, bool):
+        raise InvalidRequestError(f"{name} must be True or False, not {value!r}.")
+    return value
+
+
 def check_path(name: str, value: object) -> Path:
     """Return `value` (a `str` or `os.PathLike`) as a `Path`, else raise `InvalidRequestError`."""
     if isinstance(value, Path):

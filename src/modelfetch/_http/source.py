@@ -37,6 +37,7 @@ from .._core.errors import (
     StorageError,
     offline_miss,
 )
+from .._core.force import force_requested
 from .._core.lru import Lru
 from .._core.progress import ProgressCallback, ProgressKind
 from .._core.retry import RetryPolicy
@@ -191,12 +192,13 @@ class HttpHubSource(AsyncResource):
             self._resolving -= 1
 
     async def _resolve_one(self, ref: AssetRef, progress: ProgressCallback | None) -> ResolvedAsset:
+        forced = force_requested()  # download again, whatever the cache holds
         listed = None if self.settings.offline else self._listed(ref)
         if listed is not None:  # a snapshot's file: the disk and the listing, in one thread hop
             meta, etag = listed, safe_blob_name(listed.etag)
-            found: ResolvedAsset | None = await self._thread(self._cached_or_prepare, ref, meta, etag)
+            found: ResolvedAsset | None = await self._thread(self._cached_or_prepare, ref, meta, etag, forced)
         else:
-            if ref.is_pinned or self.settings.offline:
+            if (ref.is_pinned or self.settings.offline) and not forced:
                 cached = await self._thread(find_cached, self._store.layout, ref)
                 if cached is not None:
                     return _from_disk(ref, cached)
@@ -208,32 +210,36 @@ class HttpHubSource(AsyncResource):
 
             meta = await self._client.metadata(ref, missing)
             etag = safe_blob_name(meta.etag)
-            found = await self._thread(self._prepare, ref, meta, etag)
+            found = await self._thread(self._prepare, ref, meta, etag, forced)
         if found is not None:
             return found
         if etag is not None and meta.size is not None and meta.size <= self.options.small_file_limit:
-            return await self._download_small(ref, meta, etag, progress)
-        return await self._download(ref, meta, etag, progress)
+            return await self._download_small(ref, meta, etag, progress, forced)
+        return await self._download(ref, meta, etag, progress, forced)
 
-    def _cached_or_prepare(self, ref: AssetRef, meta: FileMetadata, etag: str | None) -> ResolvedAsset | None:
+    def _cached_or_prepare(
+        self, ref: AssetRef, meta: FileMetadata, etag: str | None, forced: bool
+    ) -> ResolvedAsset | None:
         """`find_cached`, then `_prepare` on a miss: what a listed file needs, in one thread hop."""
-        cached = find_cached(self._store.layout, ref)
-        return _from_disk(ref, cached) if cached is not None else self._prepare(ref, meta, etag)
+        cached = None if forced else find_cached(self._store.layout, ref)
+        return _from_disk(ref, cached) if cached is not None else self._prepare(ref, meta, etag, forced)
 
-    def _prepare(self, ref: AssetRef, meta: FileMetadata, etag: str | None) -> ResolvedAsset | None:
-        """Record the ref; if the blob is already cached, link it and describe it (one thread hop)."""
+    def _prepare(
+        self, ref: AssetRef, meta: FileMetadata, etag: str | None, forced: bool
+    ) -> ResolvedAsset | None:
+        """Record the ref; if the blob is already cached (and not `forced`), link it and describe it."""
         self._store.record_ref(ref, ref.revision, meta.commit)
-        return None if etag is None else self._store.link_existing(ref, meta.commit, etag)
+        return None if etag is None or forced else self._store.link_existing(ref, meta.commit, etag)
 
     async def _download_small(
-        self, ref: AssetRef, meta: FileMetadata, etag: str, progress: ProgressCallback | None
+        self, ref: AssetRef, meta: FileMetadata, etag: str, progress: ProgressCallback | None, forced: bool
     ) -> ResolvedAsset:
         report = Progress(ref, meta.size, progress)
         report.send(ProgressKind.STARTED)
         try:
             try:
                 data = await self._transfer.read_whole(ref, meta, report)
-                pointer = await self._thread(self._store.store_small, ref, meta.commit, etag, data)
+                pointer = await self._thread(self._store.store_small, ref, meta.commit, etag, data, forced)
             except IntegrityError as exc:
                 raise IntegrityError(f"Fetching {ref}: {exc}; nothing was published, retry.") from None
         except BaseException:
@@ -244,13 +250,18 @@ class HttpHubSource(AsyncResource):
         return ResolvedAsset(ref, pointer, meta.commit, len(data), etag, Origin.NETWORK)
 
     async def _download(
-        self, ref: AssetRef, meta: FileMetadata, etag: str | None, progress: ProgressCallback | None
+        self,
+        ref: AssetRef,
+        meta: FileMetadata,
+        etag: str | None,
+        progress: ProgressCallback | None,
+        forced: bool = False,
     ) -> ResolvedAsset:
         name = etag if etag is not None else f"unnamed-{uuid.uuid4().hex}"
         lock = self._store.lock(ref, name)
         await self._thread(self._store.acquire, lock)
         try:
-            if etag is not None:  # another process may have finished it meanwhile
+            if etag is not None and not forced:  # another process may have finished it meanwhile
                 found: ResolvedAsset | None = await self._thread(
                     self._store.link_existing, ref, meta.commit, etag
                 )

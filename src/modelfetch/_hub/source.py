@@ -29,6 +29,7 @@ from huggingface_hub.hf_api import RepoFile as HfRepoFile
 
 from .._core.deadline import within_deadline
 from .._core.errors import FetchError, IntegrityError, SourceUnavailableError
+from .._core.force import force_requested
 from .._core.progress import ProgressCallback, ProgressKind
 from .._core.retry import RetryPolicy
 from .._core.settings import Settings
@@ -181,6 +182,7 @@ class HubSource(AsyncResource):
                 local_files_only=s.offline,
                 etag_timeout=s.etag_timeout,
                 tqdm_class=BridgeTqdm,
+                force_download=force_requested(),
             )
         except OSError as exc:
             if is_size_mismatch(exc):  # a body cut short or overlong: a failed attempt, nothing kept

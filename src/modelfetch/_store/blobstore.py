@@ -116,17 +116,18 @@ class BlobStore:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
-    def store_small(self, ref: AssetRef, commit: str, etag: str, data: bytes) -> Path:
+    def store_small(self, ref: AssetRef, commit: str, etag: str, data: bytes, replace: bool = False) -> Path:
         """Verify, write and publish a whole small blob and link `ref` to it, in one call.
 
         The same steps as a large download (lock, a temporary file created exclusively
         without following links, atomic rename, relative link) in a single worker-thread
-        call, because for small files the thread hops cost more than the bytes.
+        call, because for small files the thread hops cost more than the bytes. With
+        `replace` (force_download) an existing blob is replaced, by rename, too.
         """
         verify_bytes(data, etag)
         blob = self.layout.blob(ref, etag)
         with self.locked(ref, etag):
-            if not blob.exists():
+            if replace or not blob.exists():
                 blob.parent.mkdir(parents=True, exist_ok=True)
                 tmp = temp_blob_path(blob)
                 try:
