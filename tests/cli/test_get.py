@@ -121,3 +121,28 @@ def test_offline_snapshot_is_the_same_in_the_cli_and_the_api(
     assert Path(capsys.readouterr().out.strip()) == folder
     assert [p.name for p in folder.iterdir()] == ["config.json"]
     modelfetch.shutdown_sync()
+
+
+def test_dry_run_lists_sizes_and_the_cache_and_fetches_nothing(
+    hub_env: FakeHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`get --dry-run`: sizes, cached or not, the total to fetch; no file transferred; json too."""
+    commit = hub_env.add_files("org/model", {"a.json": b"A" * 10, "b.json": b"B" * 20})
+    assert main(["get", "org/model", "a.json", "--quiet"]) == 0
+    capsys.readouterr()
+    before = hub_env.count("GET", "/resolve/")
+    assert main(["get", "org/model", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["a.json", "10", "cached"]
+    assert lines[1].split()[:2] == ["b.json", "20"]
+    assert lines[1].endswith("to fetch")
+    assert lines[2] == f"org/model@{commit[:12]}: 1 of 2 file(s) to fetch, 20 bytes"
+    assert main(["get", "org/model", "b.json", "--dry-run", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document == {
+        "repo": "org/model",
+        "commit": commit,
+        "files": [{"file": "b.json", "size": 20, "cached": False}],
+    }
+    assert hub_env.count("GET", "/resolve/") == before
+    assert main(["get", "org/model", "nope.json", "--dry-run"]) == 1

@@ -14,6 +14,7 @@ from .._core.globs import filter_paths
 from .._core.progress import ProgressCallback
 from .._core.protocol import ModelAssetSource
 from .._core.types import DEFAULT_REVISION, RepoRef
+from .._store.layout import CacheLayout, find_cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +86,36 @@ def failure_of(outcomes: list[Outcome]) -> FetchError | None:
     if all(isinstance(o.error, InvalidRequestError) for o in failed):
         return InvalidRequestError(message)
     return FetchError(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """What `get --dry-run` reports for one file."""
+
+    name: str
+    size: int
+    cached: bool
+
+
+async def plan_files(
+    args: argparse.Namespace, source: ModelAssetSource, cache: Path
+) -> tuple[str, list[Planned]]:
+    """`get --dry-run`: the commit, and each file's size and whether the cache holds it; nothing fetched."""
+    listing = await source.list_files(RepoRef(args.repo, args.revision or DEFAULT_REVISION, args.repo_type))
+    sizes = {f.path: f.size for f in listing.files}
+    names = list(args.files) or [f.path for f in listing.files]
+    names = filter_paths(names, args.include, args.exclude)
+    missing = [name for name in names if name not in sizes]
+    if missing:
+        raise AssetNotFoundError(
+            f"{args.repo}@{listing.commit[:12]}: no file {', '.join(missing)}; check the names."
+        )
+    layout = CacheLayout(cache)
+
+    def look() -> list[Planned]:
+        pinned = RepoRef(args.repo, listing.commit, args.repo_type)
+        return [
+            Planned(name, sizes[name], find_cached(layout, pinned.asset(name)) is not None) for name in names
+        ]
+
+    return listing.commit, await anyio.to_thread.run_sync(look)

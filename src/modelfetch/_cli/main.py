@@ -36,7 +36,7 @@ from .._default import BACKENDS, DEFAULT_BACKEND, build_default_source, hub_sour
 from .._version import __version__
 from . import cachecmd
 from .bars import ProgressBars, bars_enabled
-from .get import Outcome, failure_of, get_files
+from .get import Outcome, Planned, failure_of, get_files, plan_files
 
 _BACKEND_HELP = f"Hub source (default: {DEFAULT_BACKEND})"
 
@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("--include", action="append", default=None, metavar="GLOB")
     get.add_argument("--exclude", action="append", default=None, metavar="GLOB")
     get.add_argument("--max-workers", type=_positive_int, default=DEFAULT_SNAPSHOT_WORKERS)
+    get.add_argument(
+        "--dry-run", action="store_true", help="list files, sizes and what is cached; fetch nothing"
+    )
     get.add_argument(
         "--local-dir", default=None, help="also copy the files into this folder (as hf download)"
     )
@@ -171,6 +174,10 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
         with forcing(args.force_download):  # the upstream downloads again what it pushes
             return [Outcome(args.repo, path=Path(await _push(args, settings)))]
     async with contextlib.aclosing(build_default_source(settings, backend=args.backend)) as source:
+        if args.command == "get" and args.dry_run:
+            commit, planned = await plan_files(args, source, settings.hub_cache)
+            _print_plan(args, commit, planned)
+            return []
         if args.command == "get":
             return await get_files(args, source, progress)
         folder = await snapshot(
@@ -242,8 +249,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _print_plan(args: argparse.Namespace, commit: str, planned: list[Planned]) -> None:
+    """`get --dry-run`: one line per file (or one JSON document), then what would move."""
+    if args.format == "json":
+        files = [{"file": p.name, "size": p.size, "cached": p.cached} for p in planned]
+        print(json.dumps({"repo": args.repo, "commit": commit, "files": files}, indent=2))
+        return
+    width = max(len(p.name) for p in planned)
+    for p in planned:
+        print(f"{p.name.ljust(width)}  {p.size:>14,}  {'cached' if p.cached else 'to fetch'}")
+    todo = [p for p in planned if not p.cached or args.force_download]
+    total = sum(p.size for p in todo)
+    print(f"{args.repo}@{commit[:12]}: {len(todo)} of {len(planned)} file(s) to fetch, {total:,} bytes")
+
+
 def _print_results(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
     """Text: one path (or commit) per line, successes only; json: one document with everything."""
+    if getattr(args, "dry_run", False):  # the plan was printed instead
+        return
     if getattr(args, "format", "text") == "json":
         key = {"get": "file", "snapshot": "repo", "mirror": "repo"}.get(args.command, "name")
         value = {"mirror": "commit", "snapshot": "folder"}.get(args.command, "path")
