@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import socket
 import socketserver
+import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +45,24 @@ Script = Callable[[Request], Answer]
 
 class _Handler(socketserver.StreamRequestHandler):
     server: _Server
+
+    def setup(self) -> None:
+        if self.server.tls is not None:  # a client that refuses our certificate ends it here
+            tls = self.server.tls.wrap_socket(self.request, server_side=True, do_handshake_on_connect=False)
+            try:
+                tls.do_handshake()
+            except BaseException:
+                tls.close()
+                raise
+            self.request = tls
+        super().setup()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if self.server.tls is not None:  # the server closes the plain socket, which TLS detached
+                self.request.close()
 
     def handle(self) -> None:
         line = self.rfile.readline(65536).decode("latin-1").strip()
@@ -92,26 +112,31 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, script: Script) -> None:
+    def __init__(self, host: str, script: Script, tls: ssl.SSLContext | None) -> None:
         super().__init__((host, 0), _Handler)
+        self.tls = tls
         self.script = script
         self.requests: list[Request] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ssl.SSLError | ConnectionError):  # a refused handshake
+            super().handle_error(request, client_address)
+
 
 class Hostile:
     """`with Hostile(script) as server:` a server at `server.url` answering per `script`."""
 
-    def __init__(self, script: Script, host: str = "127.0.0.1") -> None:
-        self._server = _Server(host, script)
+    def __init__(self, script: Script, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
+        self._server = _Server(host, script, tls)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def url(self) -> str:
-        """The base URL, like `http://127.0.0.1:40123`."""
+        """The base URL, like `http://127.0.0.1:40123` (`https://` with `tls`)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self._server.tls else 'http'}://{host}:{port}"
 
     @property
     def requests(self) -> list[Request]:

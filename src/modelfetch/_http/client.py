@@ -9,8 +9,10 @@ where they go is the `BlobStore`'s.
 
 from __future__ import annotations
 
+import os
+import ssl
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing, suppress
 from typing import Any, TypeVar
 
@@ -60,6 +62,23 @@ class Retry(Exception):
         self.retry_after = retry_after
 
 
+def ca_locations(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The CA bundle file and folder both engines trust: `SSL_CERT_FILE`, else
+    `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE`, and `SSL_CERT_DIR`; certifi's bundle when
+    none is set (httpx's default), so a company CA set for requests or curl works here too."""
+
+    def get(name: str) -> str | None:
+        return env.get(name) or env.get(name.lower()) or None
+
+    ca_file = get("SSL_CERT_FILE") or get("REQUESTS_CA_BUNDLE") or get("CURL_CA_BUNDLE")
+    ca_dir = get("SSL_CERT_DIR")
+    if ca_file is None and ca_dir is None:
+        import certifi  # noqa: PLC0415 - only when no variable names a bundle
+
+        ca_file = certifi.where()
+    return ca_file, ca_dir
+
+
 class HubClient:
     """One endpoint's HTTP API, retried per `retry` (see the module docstring).
 
@@ -96,8 +115,10 @@ class HubClient:
         return self._client
 
     def _build(self) -> httpx.AsyncClient:
+        ca_file, ca_dir = ca_locations(os.environ)
         return httpx.AsyncClient(
             transport=self._transport,
+            verify=ssl.create_default_context(cafile=ca_file, capath=ca_dir),
             timeout=httpx.Timeout(self.settings.download_timeout, connect=self.settings.etag_timeout),
             limits=httpx.Limits(
                 max_connections=self._max_connections, max_keepalive_connections=self._max_connections

@@ -30,7 +30,7 @@ from .._core.speed import LowSpeed
 from .._core.types import AssetRef
 from .._hubapi.spec import FileMetadata
 from .._store.partial import PartialBlob
-from .client import HubClient
+from .client import HubClient, ca_locations
 from .curljob import Job, Leg
 from .curlloop import Receiver
 from .transfer import Progress, TransferOptions
@@ -214,12 +214,8 @@ def _environment(env: dict[str, str] | None = None) -> _Environment:
         )
         if value
     }
-    ca_file = get("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-    if ca_file is None and get("SSL_CERT_DIR") is None:
-        import certifi  # noqa: PLC0415 - httpx's default bundle, so both paths trust the same CAs
-
-        ca_file = certifi.where()
-    return _Environment(proxies, get("NO_PROXY"), ca_file, get("SSL_CERT_DIR"))
+    ca_file, ca_dir = ca_locations(env)  # the same CAs as the httpx client
+    return _Environment(proxies, get("NO_PROXY"), ca_file, ca_dir)
 
 
 def _user_agent() -> str:

@@ -8,6 +8,7 @@ exception class huggingface_hub, httpx and httpx2 define lands on an explicit en
 from __future__ import annotations
 
 import errno
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,10 +116,28 @@ def _metadata(exc: BaseException, ctx: ErrorContext) -> FetchError:
 
 
 def _network(exc: BaseException, ctx: ErrorContext) -> FetchError:
+    tls = _tls_failure(exc)
+    if tls is not None:
+        return SourceUnavailableError(
+            f"Fetching {ctx.what}: the server's TLS certificate was not accepted ({_first_line(tls)}); "
+            "if it is signed by your own CA, name its bundle in SSL_CERT_FILE (or REQUESTS_CA_BUNDLE)."
+        )
     return SourceUnavailableError(
         f"Fetching {ctx.what}: network error ({type(exc).__name__}: {_first_line(exc)}); "
         "check the network and HF_ENDPOINT, then retry."
     )
+
+
+def _tls_failure(exc: BaseException) -> BaseException | None:
+    """The TLS error behind `exc` (its causes and contexts), if there is one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _lock_timeout(exc: BaseException, ctx: ErrorContext) -> FetchError:
