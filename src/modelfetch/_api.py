@@ -138,8 +138,12 @@ async def snapshot(
         paths = await fetch_many(src, pinned, names, max_workers=max_workers, progress=progress, sizes=sizes)
     if folder is not None:
         etags = {f.path: f.etag for f in listing.files}
-        for name in names:
-            await anyio.to_thread.run_sync(place, folder, name, paths[name], listing.commit, etags.get(name))
+
+        def place_all() -> None:  # one worker-thread hop for every file
+            for name in names:
+                place(folder, name, paths[name], listing.commit, etags.get(name))
+
+        await anyio.to_thread.run_sync(place_all)
         return folder
     # The source recorded refs/<revision> when it listed the revision (a source that serves
     # files in place, like LocalDirSource, records nothing).

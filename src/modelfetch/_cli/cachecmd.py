@@ -8,20 +8,15 @@ once: a download still running in another process keeps its partial.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import filelock
 
-from .._core.errors import AssetNotFoundError, RevisionNotFoundError
+from .._core.errors import AssetNotFoundError, IntegrityError, RevisionNotFoundError
 from .._core.validate import check_repo_id, check_revision
-
-_HEX40 = re.compile(r"[0-9a-f]{40}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_CHUNK = 8 * 1024 * 1024
+from .._store.partial import verify_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +128,8 @@ def verify(root: Path, repo_id: str, repo_type: str, revision: str) -> Report:
 
 def _check_blob(blob: Path) -> str:
     """Why the blob's content does not match its name (sha256, or git's blob sha1), or ""."""
-    name = blob.name
-    if _HEX64.fullmatch(name):
-        digest = hashlib.sha256()
-    elif _HEX40.fullmatch(name):
-        digest = hashlib.sha1(b"blob %d\0" % blob.stat().st_size, usedforsecurity=False)
-    else:
-        return ""  # not a content hash: nothing to check against
-    with blob.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    actual = digest.hexdigest()
-    return "" if actual == name else f"content hashes to {actual[:16]}..., not {name[:16]}..."
+    try:
+        verify_file(blob, blob.name)  # a name that is not a content hash is not checked
+    except IntegrityError as exc:
+        return str(exc)
+    return ""

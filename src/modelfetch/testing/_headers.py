@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+from .._hubapi.spec import git_blob_id
+
 EXAMPLE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 """A well-formed commit id for mocked answers (any 40 lowercase hex digits will do)."""
 
@@ -21,8 +23,5 @@ def hub_headers(content: bytes, *, commit: str = EXAMPLE_COMMIT, lfs: bool = Fal
     respx.get(url).respond(200, headers=hub_headers(data), content=data)
     ```
     """
-    if lfs:
-        etag = hashlib.sha256(content).hexdigest()
-    else:
-        etag = hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+    etag = hashlib.sha256(content).hexdigest() if lfs else git_blob_id(content)
     return {"X-Repo-Commit": commit, "ETag": f'"{etag}"', "Content-Length": str(len(content))}

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from .._core.settings import DEFAULT_ENDPOINT
 from ._environ import hub_environment
 from ._fakehub import FakeHub
-
-_DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
 @pytest.fixture
@@ -50,5 +49,5 @@ def hub_cache(tmp_path: Path) -> Iterator[Path]:
     endpoint is huggingface.co's (what your mocks answer for), no token, online, and
     modelfetch's default sources are fresh. Yields the cache folder.
     """
-    with hub_environment(_DEFAULT_ENDPOINT, tmp_path / "hf-home") as cache:
+    with hub_environment(DEFAULT_ENDPOINT, tmp_path / "hf-home") as cache:
         yield cache
