@@ -118,7 +118,7 @@ class Settings:
         values: dict[str, object] = {
             "endpoint": (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
             "hub_cache": _hub_cache(env, home),
-            "token": _token(env, home),
+            "token": overrides.get("token") or _token(env, home),  # a given token: no file read
             "offline": env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
             "etag_timeout": _float(env, "HF_HUB_ETAG_TIMEOUT", 10.0),
             "download_timeout": _float(env, "HF_HUB_DOWNLOAD_TIMEOUT", 10.0),
