@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import filelock
@@ -66,16 +67,24 @@ def test_prune_removes_detached_revisions_and_only_abandoned_partials(
     live = blobs / ("b" * 64 + ".modelfetch.incomplete")
     abandoned.write_bytes(b"x")
     live.write_bytes(b"y")
+    orphan = blobs / f".{'c' * 64}.{'0' * 32}.tmp"  # a small blob's temp, left by a killed process
+    recent = blobs / f".{'d' * 64}.{'1' * 32}.tmp"  # one being written now
+    orphan.write_bytes(b"z")
+    recent.write_bytes(b"w")
+    os.utime(orphan, (1.0, 1.0))
     held = filelock.FileLock(str(cache / ".locks" / "models--org--model" / ("b" * 64 + ".lock")))
     with held:
         assert main(["cache", "prune"]) == 0
     out = capsys.readouterr().out
     assert "1 detached revision(s)" in out
     assert "1 partial download(s) kept" in out
+    assert "2 abandoned partial download(s) removed" in out
     assert not _snapshot(cache, first).exists()
     assert (_snapshot(cache, second) / "w.bin").read_bytes() == b"two" * 1000
     assert not abandoned.exists()
     assert live.exists()
+    assert not orphan.exists()
+    assert recent.exists()
 
 
 def test_verify_finds_a_corrupted_blob(hub_env: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:

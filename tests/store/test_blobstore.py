@@ -5,12 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import filelock
 import pytest
 
 from modelfetch import AssetRef, IntegrityError, Origin
 from modelfetch._hubapi.spec import git_blob_id
 from modelfetch._store.blobstore import BlobStore
-from modelfetch._store.layout import find_cached, is_marked_missing, read_ref
+from modelfetch._store.layout import (
+    ORPHAN_TEMP,
+    find_cached,
+    is_marked_missing,
+    read_ref,
+    remove_stale_partials,
+    temp_blob_path,
+)
 
 COMMIT = "c" * 40
 REF = AssetRef("org/model", "sub/a.json")
@@ -79,3 +87,29 @@ def test_partials_of_big_blobs_sweep_orphans_under_the_lock(tmp_path: Path) -> N
         assert orphan.exists()
         store.partial(REF, etag, etag, 64 * 1024 * 1024)
         assert not orphan.exists()
+
+
+def test_small_blobs_are_stored_without_taking_the_blob_lock(tmp_path: Path) -> None:
+    """A verified whole blob needs no lock: a holder of it (huggingface_hub downloading) does not
+    delay it, no lock file is left, and the temporary name is one no sweep of partials matches."""
+    store = BlobStore(tmp_path, lock_timeout=0.05)
+    data = b"tokenizer"
+    etag = git_blob_id(data)
+    held = filelock.FileLock(str(store.layout.lock(REF, etag)))
+    held.acquire()
+    try:
+        pointer = store.store_small(REF, COMMIT, etag, data)  # would time out waiting for the lock
+    finally:
+        held.release()
+    assert pointer.read_bytes() == data
+    blob = store.layout.blob(REF, etag)
+    assert sorted(p.name for p in blob.parent.iterdir()) == [etag]
+    other = BlobStore(tmp_path / "other", lock_timeout=5)
+    assert not (other.layout.root / ".locks").exists()
+    other.store_small(REF, COMMIT, etag, data)
+    assert not (other.layout.root / ".locks").exists()
+    temp = temp_blob_path(blob)
+    assert ORPHAN_TEMP.fullmatch(temp.name)
+    temp.write_bytes(data)
+    assert remove_stale_partials(blob) == 0  # a lock holder's sweep leaves a writer's temp alone
+    assert temp.exists()

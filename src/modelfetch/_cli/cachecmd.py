@@ -3,11 +3,13 @@
 Removal goes through huggingface_hub's own cache scan and deletion plan
 (`scan_cache_dir().delete_revisions`), which deletes a blob only when no remaining
 revision links to it. Partial downloads are removed only when their lock can be taken at
-once: a download still running in another process keeps its partial.
+once: a download still running in another process keeps its partial. A small blob's
+temporary file (written without a lock, for milliseconds) is an orphan once it is an hour old.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,11 @@ import filelock
 
 from .._core.errors import AssetNotFoundError, IntegrityError, RevisionNotFoundError
 from .._core.validate import check_repo_id, check_revision
+from .._store.layout import ORPHAN_TEMP
 from .._store.partial import verify_file
+
+ORPHAN_AGE = 3600.0
+"""Seconds after which a small blob's temporary file is an orphan of a killed process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +106,26 @@ def _abandoned_partials(root: Path, *, dry_run: bool) -> tuple[int, int]:
                     removed += 1
             except filelock.Timeout:
                 busy += 1
+        removed += _orphan_temps(blobs, dry_run=dry_run)
     return removed, busy
+
+
+def _orphan_temps(blobs: Path, *, dry_run: bool) -> int:
+    """Remove the temporary files of small blobs that a killed process left (an hour old or more)."""
+    removed = 0
+    now = time.time()
+    for temp in sorted(blobs.glob(".*.tmp")):
+        if not ORPHAN_TEMP.fullmatch(temp.name):
+            continue
+        try:
+            if now - temp.lstat().st_mtime < ORPHAN_AGE:
+                continue  # a write may still be under way
+            if not dry_run:
+                temp.unlink()
+        except FileNotFoundError:
+            continue  # renamed into place meanwhile
+        removed += 1
+    return removed
 
 
 def verify(root: Path, repo_id: str, repo_type: str, revision: str) -> Report:

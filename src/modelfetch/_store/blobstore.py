@@ -119,23 +119,27 @@ class BlobStore:
     def store_small(self, ref: AssetRef, commit: str, etag: str, data: bytes, replace: bool = False) -> Path:
         """Verify, write and publish a whole small blob and link `ref` to it, in one call.
 
-        The same steps as a large download (lock, a temporary file created exclusively
-        without following links, atomic rename, relative link) in a single worker-thread
-        call, because for small files the thread hops cost more than the bytes. With
-        `replace` (force_download) an existing blob is replaced, by rename, too.
+        A temporary file created exclusively without following links, an atomic rename, a
+        relative link, in a single worker-thread call: for small files the thread hops and
+        the files created cost more than the bytes. No lock is taken: the bytes are verified
+        before anything is written, the temporary name is ours alone (no sweep matches it),
+        and the rename is atomic, so writers racing on the same blob (other processes,
+        huggingface_hub under its lock) each publish the same verified content. That saves
+        the two files a lock creates (filelock's probe and the lock file), which on a busy
+        ext4 cost more than the write. With `replace` (force_download) an existing blob is
+        replaced, by rename, too.
         """
         verify_bytes(data, etag)
         blob = self.layout.blob(ref, etag)
-        with self.locked(ref, etag):
-            if replace or not blob.exists():
-                blob.parent.mkdir(parents=True, exist_ok=True)
-                tmp = temp_blob_path(blob)
-                try:
-                    write_new(tmp, data)
-                    publish_blob(tmp, blob)
-                finally:  # after a failed write (disk full) nothing is left behind
-                    with contextlib.suppress(FileNotFoundError):
-                        tmp.unlink()
-            pointer = self.layout.snapshot(ref, commit)
-            link_snapshot(blob, pointer)
+        if replace or not blob.exists():
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temp_blob_path(blob)
+            try:
+                write_new(tmp, data)
+                publish_blob(tmp, blob)
+            finally:  # after a failed write (disk full) nothing is left behind
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+        pointer = self.layout.snapshot(ref, commit)
+        link_snapshot(blob, pointer)
         return pointer

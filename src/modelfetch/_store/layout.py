@@ -232,15 +232,26 @@ def sweep_stale_partials(blob: Path, lock_path: Path) -> int:
 
 
 def temp_blob_path(blob: Path) -> Path:
-    """A process-unique temporary name beside `blob`; readers never look at it."""
-    return blob.with_name(f"{blob.name}.{uuid.uuid4().hex[:8]}.incomplete")
+    """An unpredictable temporary name beside `blob` for a whole blob written without its lock.
+
+    Readers never look at it, and no sweep of partials matches it (`.<etag>.<hex>.tmp`, not
+    `<etag>.<hex>.incomplete`), so a process holding the blob's lock cannot delete it under
+    the writer. A killed writer's orphan is removed by `modelfetch cache prune` once old.
+    """
+    return blob.with_name(f".{blob.name}.{uuid.uuid4().hex}.tmp")
+
+
+ORPHAN_TEMP = re.compile(r"\.[^/]+\.[0-9a-f]{32}\.tmp")
+"""The names `temp_blob_path` gives (an orphan if older than a write could take)."""
 
 
 def publish_blob(tmp: Path, blob: Path) -> None:
-    """Give `tmp` the cache's permissions (honouring the umask) and rename it to `blob`."""
-    mode = 0o666 & ~_current_umask(tmp.parent)
-    with contextlib.suppress(OSError):
-        os.chmod(tmp, mode)
+    """Rename the finished temporary file `tmp` to `blob` (atomic: readers see all or nothing).
+
+    Our temporary files are created with mode 0o666, so the kernel already gave them the
+    cache's permissions less the umask (what huggingface_hub sets with a probe file and a
+    chmod after the fact): nothing to change here.
+    """
     os.replace(tmp, blob)
 
 
@@ -262,20 +273,6 @@ def link_snapshot(blob: Path, pointer: Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-
-
-def _current_umask(folder: Path) -> int:
-    # os.umask() is process-global and not thread-safe to read; probe it with a file instead.
-    probe = folder / f".umask-probe-{uuid.uuid4().hex}"
-    try:
-        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-        os.close(fd)
-        return 0o666 & ~stat.S_IMODE(probe.stat().st_mode)
-    except OSError:
-        return 0o022
-    finally:
-        with contextlib.suppress(OSError):
-            probe.unlink()
 
 
 def ensure_room(folder: Path, needed: int, what: object) -> None:
