@@ -287,7 +287,9 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         job = self._job
-        hasher = _Hasher(self._partial, job.abort)
+        hasher: _Hasher | _InlineHasher = (
+            _Hasher(self._partial, job.abort) if job.parallel else _InlineHasher(self._partial, job.abort)
+        )
         hasher.start()
         try:
             while (item := self._work.get())[0] != "end":
@@ -308,7 +310,9 @@ class Writer(threading.Thread):
                 job.fail(exc)
             job.finished.set()
 
-    def _do(self, hasher: _Hasher, kind: str, offset: int, data: bytes | bytearray, in_order: bool) -> None:
+    def _do(
+        self, hasher: _Hasher | _InlineHasher, kind: str, offset: int, data: bytes | bytearray, in_order: bool
+    ) -> None:
         partial = self._partial
         if kind == "data":
             partial.write_at(offset, data)
@@ -366,14 +370,7 @@ class _Hasher(threading.Thread):
         self._work.task_done()
 
     def _hash_to(self, upto: int) -> None:
-        """Hash through `upto` in steps (read back from the page cache), so an abort stops it."""
-        while not self._abort.is_set():
-            before = self._partial.hashed
-            if before >= upto:
-                return
-            self._partial.hash_through(min(upto, before + _HASH_STEP))
-            if self._partial.hashed == before:  # nothing to hash with (no etag) or nothing to read
-                return
+        _hash_to(self._partial, self._abort, upto)
 
     def finish(self) -> None:
         """Wait for the hashing queued so far; raise what it failed with."""
@@ -381,3 +378,51 @@ class _Hasher(threading.Thread):
         self.join()
         if self.failure is not None:
             raise self.failure
+
+
+class _InlineHasher:
+    """`_Hasher`'s interface, hashing in the writer's own thread: for a single stream.
+
+    A single stream's bytes arrive in order and are hashed from memory (hashlib releases
+    the GIL on big buffers), so a thread of its own only adds GIL hand-offs; parallel
+    ranges keep `_Hasher`, which reads back behind the watermark beside the writes.
+    """
+
+    def __init__(self, partial: PartialBlob, abort: threading.Event) -> None:
+        self._partial, self._abort = partial, abort
+        self.failure: BaseException | None = None
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def put(self, item: tuple[int, bytes | bytearray | None]) -> None:
+        """Hash (offset, bytes written there) now, or up to a watermark (offset, None)."""
+        if self.failure is not None or self._abort.is_set():
+            return
+        offset, data = item
+        try:
+            if data is None:
+                _hash_to(self._partial, self._abort, offset)
+            elif not self._partial.hash_chunk(offset, data):
+                _hash_to(self._partial, self._abort, offset + len(data))
+        except BaseException as exc:  # reported by finish()
+            self.failure = exc
+
+    def drain(self) -> None:
+        """Nothing is queued."""
+
+    def finish(self) -> None:
+        """Raise what hashing failed with."""
+        if self.failure is not None:
+            raise self.failure
+
+
+def _hash_to(partial: PartialBlob, abort: threading.Event, upto: int) -> None:
+    """Hash through `upto` in steps (read back from the page cache), so an abort stops it."""
+    while not abort.is_set():
+        before = partial.hashed
+        if before >= upto:
+            return
+        partial.hash_through(min(upto, before + _HASH_STEP))
+        if partial.hashed == before:  # nothing to hash with (no etag) or nothing to read
+            return
