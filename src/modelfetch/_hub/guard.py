@@ -18,7 +18,8 @@ Inside one they:
 - refuse a body with a `Content-Encoding` (huggingface_hub asks for identity), a file larger
   than the cache's free space, and watch every body as it is read: stop when the caller
   has gone, when it runs past the size the metadata announced, or when it stays below the
-  low-speed limit (`Transient`: retried).
+  low-speed limit (`Transient`: retried); with `hash_body`, hash a file's body on the way
+  (`bodyhash`), so verifying it needs no second pass over the blob.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .._core.speed import LowSpeed
 from .._core.validate import is_commit
 from .._hubapi.spec import RETRYABLE_STATUS, normalize_etag, parse_retry_after, same_origin
 from .._store.layout import ensure_room
+from .bodyhash import BodyHash, BodyStream
 
 MAX_PAGES = 10_000
 MAX_API_BODY = 32 * 1024 * 1024
@@ -74,6 +76,8 @@ class CallGuard:
     seen: set[tuple[str, str, str]] = field(default_factory=set)
     pages: int = 0
     announced: int | None = None
+    hash_body: bool = False  # hash the file's body as it streams by (HubSource's verification)
+    body: BodyHash | None = None
 
     def check_abandoned(self) -> None:
         """Raise `Abandoned` once the caller has gone."""
@@ -147,6 +151,8 @@ def on_response(response: httpx2.Response) -> None:
             raise guard.refuse(f"answered with ETag {etag[:80]!r}, which is neither a sha256 nor a git sha1")
         guard.announced = _announced_size(response)
         _check_room(guard)
+        if guard.hash_body and etag is not None:
+            guard.body = BodyHash(etag, guard.announced)
     elif response.request.method == "GET" and response.is_success:
         _watch_body(response, guard, download="/api/" not in response.request.url.path)
 
@@ -184,20 +190,30 @@ def _watch_body(response: httpx2.Response, guard: CallGuard, *, download: bool) 
             raise guard.refuse(f"sent a file with Content-Encoding {encoding[:40]!r}; identity was asked for")
     if isinstance(response.stream, httpx2.SyncByteStream):
         limit = guard.announced if download else MAX_API_BODY
-        response.stream = _WatchedStream(response.stream, guard, limit)
+        hashing = None
+        if download and guard.body is not None:
+            hashing = guard.body.body(response.status_code, response.headers.get("content-range"))
+        response.stream = _WatchedStream(response.stream, guard, limit, hashing)
 
 
 class _WatchedStream(httpx2.SyncByteStream):
-    """A response body that stops at the guard's limits (see `_watch_body`)."""
+    """A response body that stops at the guard's limits (see `_watch_body`), and is hashed on the way."""
 
-    def __init__(self, inner: httpx2.SyncByteStream, guard: CallGuard, announced: int | None) -> None:
+    def __init__(
+        self,
+        inner: httpx2.SyncByteStream,
+        guard: CallGuard,
+        announced: int | None,
+        hashing: BodyStream | None = None,
+    ) -> None:
         self._inner = inner
         self._guard = guard
         self._announced = announced
         self._pace = LowSpeed(*guard.low_speed)
+        self._hashing = hashing
 
     def __iter__(self) -> Iterator[bytes]:
-        guard, received, announced = self._guard, 0, self._announced
+        guard, received, announced, hashing = self._guard, 0, self._announced, self._hashing
         for chunk in self._inner:
             guard.check_abandoned()
             received += len(chunk)
@@ -205,11 +221,17 @@ class _WatchedStream(httpx2.SyncByteStream):
                 raise guard.refuse(f"sent a body of more than the {announced} bytes expected")
             if self._pace.too_slow(len(chunk)):
                 raise Transient(f"the body stayed below the low-speed limit ({self._pace.describe()})")
+            if hashing is not None:
+                hashing.feed(chunk)
             yield chunk
 
     def close(self) -> None:
-        """Close the underlying stream."""
-        self._inner.close()
+        """Close the underlying stream (after the hashing of what passed has caught up)."""
+        try:
+            if self._hashing is not None:
+                self._hashing.close()
+        finally:
+            self._inner.close()
 
 
 def _verifiable(etag: str) -> bool:

@@ -40,7 +40,9 @@ from .._hubapi.errmap import ErrorContext, is_size_mismatch, to_fetch_error
 from .._hubapi.spec import check_listing, not_hub_json, revision_url, tree_url
 from .._store.blobstore import BlobStore
 from .._store.partial import verify_file
+from .bodyhash import BodyHash
 from .guard import CallGuard, Transient, run_guarded
+from .guard import current as current_guard
 from .threadwatch import BridgeTqdm, check_stopped, run_watched
 
 DEFAULT_MAX_WORKERS = 8
@@ -65,7 +67,9 @@ class HubSource(AsyncResource):
         max_workers: how many downloads may run at once (threads of its own limiter).
         verify: check each fresh download against its etag (sha256 for LFS files, git
             sha1 otherwise) and remove it from the cache on a mismatch. huggingface_hub
-            itself does not; it costs one hashing pass (about 1 CPU-second per GiB).
+            itself does not. The body is hashed in a thread as it streams by (about 0.5
+            CPU-second per GiB, beside the download); a body it could not follow whole
+            (resumed elsewhere than where the hash stopped, or Xet) is read back instead.
         retry: when and how long to back off after a transient failure.
         sleep: how to wait between attempts (tests pass a fake).
 
@@ -140,7 +144,12 @@ class HubSource(AsyncResource):
         """`func(*args)` in a guarded worker thread; abandoned (and told to stop) if we are cancelled."""
         s = self.settings
         guard = CallGuard(
-            str(what), s.endpoint, pinned, s.hub_cache, low_speed=(s.low_speed_limit, s.low_speed_time)
+            str(what),
+            s.endpoint,
+            pinned,
+            s.hub_cache,
+            low_speed=(s.low_speed_limit, s.low_speed_time),
+            hash_body=self.verify,
         )
         finished = False
         try:
@@ -190,21 +199,31 @@ class HubSource(AsyncResource):
             raise
         resolved = self._describe(ref, Path(str(raw)), Origin.NETWORK if watch.transferred else Origin.DISK)
         if self.verify and resolved.origin is Origin.NETWORK:
-            self._check(resolved)
+            guard = current_guard()
+            self._check(resolved, guard.body if guard is not None else None)
         if resolved.etag and resolved.origin is Origin.NETWORK:
             self._store.sweep(ref, resolved.etag, resolved.size)
         return resolved
 
-    def _check(self, resolved: ResolvedAsset) -> None:
+    def _check(self, resolved: ResolvedAsset, body: BodyHash | None) -> None:
         """Verify a fresh download against its etag, which huggingface_hub does not do.
 
-        huggingface_hub has already published the blob, so a corrupt one was briefly
-        visible; it is removed (blob and snapshot link) before anyone is told about it.
-        `HttpHubSource` verifies before publishing.
+        The hash of the body as it streamed by (`body`) is used when it covers exactly the
+        blob's bytes; otherwise the blob is read back. huggingface_hub has already published
+        the blob, so a corrupt one was briefly visible; it is removed (blob and snapshot
+        link) before anyone is told about it. `HttpHubSource` verifies before publishing.
         """
         blob = self._layout.blob(resolved.ref, resolved.etag)
         try:
-            verify_file(blob, resolved.etag)
+            streamed = None
+            if body is not None and body.etag == resolved.etag:
+                streamed = body.digest_of(blob.stat().st_size)
+            if streamed is None:
+                verify_file(blob, resolved.etag)
+            elif streamed != resolved.etag:
+                raise IntegrityError(
+                    f"content hash {streamed[:16]}... does not match the etag {resolved.etag[:16]}..."
+                )
         except IntegrityError as exc:
             self._store.withdraw(resolved.ref, resolved.commit, resolved.etag)
             raise IntegrityError(
