@@ -10,6 +10,7 @@ import pytest
 
 from modelfetch import AssetRef, IntegrityError, Origin
 from modelfetch._hubapi.spec import git_blob_id
+from modelfetch._store import blobstore
 from modelfetch._store.blobstore import BlobStore
 from modelfetch._store.layout import (
     ORPHAN_TEMP,
@@ -113,3 +114,24 @@ def test_small_blobs_are_stored_without_taking_the_blob_lock(tmp_path: Path) -> 
     temp.write_bytes(data)
     assert remove_stale_partials(blob) == 0  # a lock holder's sweep leaves a writer's temp alone
     assert temp.exists()
+
+
+def test_a_rename_refused_because_a_racing_writer_published_first_is_fine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows refuses to rename over a blob a reader holds open; the racer's bytes are the same."""
+    store = BlobStore(tmp_path, lock_timeout=5)
+    data = b"vocab"
+    etag = git_blob_id(data)
+    blob = store.layout.blob(REF, etag)
+
+    def racer_wins(tmp: Path, target: Path) -> None:
+        target.write_bytes(data)  # the other writer's rename landed first
+        raise PermissionError("in use")
+
+    monkeypatch.setattr(blobstore, "publish_blob", racer_wins)
+    pointer = store.store_small(REF, COMMIT, etag, data)
+    assert pointer.read_bytes() == data
+    assert sorted(p.name for p in blob.parent.iterdir()) == [etag]  # no temp left
+    with pytest.raises(PermissionError):  # force_download must replace it: the failure is reported
+        store.store_small(REF, COMMIT, etag, data, replace=True)

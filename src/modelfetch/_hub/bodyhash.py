@@ -83,11 +83,14 @@ class BodyStream:
         if self._closed:
             return
         self._closed = True
+        if self._thread is None:  # a body smaller than one batch: no thread for it
+            self._owner._update(self._batch)
+            self._batch = []
+            return
         if self._batch:
             self._flush()
-        if self._thread is not None:
-            self._work.put(None)
-            self._thread.join()
+        self._work.put(None)
+        self._thread.join()
 
     def _flush(self) -> None:
         batch, self._batch, self._batched = self._batch, [], 0

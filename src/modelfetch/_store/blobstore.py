@@ -137,6 +137,9 @@ class BlobStore:
             try:
                 write_new(tmp, data)
                 publish_blob(tmp, blob)
+            except OSError:  # e.g. Windows refusing to rename over a blob a reader holds open
+                if replace or not blob.exists():
+                    raise  # otherwise a racing writer published the same verified bytes
             finally:  # after a failed write (disk full) nothing is left behind
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
