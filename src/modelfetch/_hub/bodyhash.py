@@ -18,8 +18,8 @@ from typing import Any
 
 from .._hubapi.spec import content_hasher, hash_kind, parse_content_range
 
-_BATCH = 4 * 1024 * 1024  # bytes handed to the hashing thread at once
-_QUEUED = 4  # batches waiting, at most (16 MiB)
+_BATCH = 1024 * 1024  # bytes handed to the hashing thread at once
+_QUEUED = 2  # batches waiting, at most (2 MiB)
 
 
 class BodyHash:
