@@ -53,7 +53,7 @@ class CurlTransfer:
         self.client, self.options = client, options
         self._limiter = limiter
         self._environment = _environment()
-        self._receiver = Receiver(self.configure)
+        self._receiver = Receiver(self.configure, options.niceness)
         self.ranges_ignored = False  # learnt once per source: this server answers ranges with 200
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from .._core.types import AssetRef
 from .._hubapi.spec import FileMetadata, classify, parse_content_range, plan_ranges, redirect_target
 from .._store.partial import PartialBlob
 from .client import MAX_REDIRECTS, Retry
+from .niceness import lower_this_thread
 from .transfer import advance_watermark, check_complete
 
 MiB = 1024 * 1024
@@ -104,6 +105,7 @@ class Job:
         self.received = start  # bytes arrived (for progress; read on the event loop)
         self.restarted = False
         self.ranges_ignored = False  # a parallel range was answered with the whole file
+        self.niceness = 0  # how much nicer than the process its threads run (set by the receiver)
         self.writer = Writer(self)
 
     # ---- lifecycle (receiving thread) --------------------------------------------------
@@ -287,6 +289,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         job = self._job
+        lower_this_thread(job.niceness)  # its hashing thread inherits it
         hasher: _Hasher | _InlineHasher = (
             _Hasher(self._partial, job.abort) if job.parallel else _InlineHasher(self._partial, job.abort)
         )

@@ -20,6 +20,7 @@ import pycurl
 
 from .._core.errors import SourceUnavailableError
 from .curljob import Job, Leg, Stopped
+from .niceness import lower_this_thread
 
 _POLL = 0.01  # seconds between looks at new jobs, cancellation and pace while transferring
 _IDLE = 5.0  # seconds without a job before the thread ends
@@ -30,8 +31,9 @@ Configure = Callable[[pycurl.Curl, Leg, Job], None]
 class Receiver:
     """Runs jobs on one libcurl multi handle in one thread (see the module docstring)."""
 
-    def __init__(self, configure: Configure) -> None:
+    def __init__(self, configure: Configure, niceness: int = 0) -> None:
         self._configure = configure
+        self._niceness = niceness  # for its thread and each job's (see `niceness`)
         self._inbox: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -40,6 +42,7 @@ class Receiver:
     def submit(self, job: Job) -> None:
         """Start `job`; `job.finished` is set when it ended (see `Job`)."""
         job.partial.set_watermark(job.partial.watermark)  # exists before any write (a resume trusts it)
+        job.niceness = self._niceness
         job.writer.start()
         job.submitted = True
         with self._lock:
@@ -55,6 +58,7 @@ class Receiver:
     # ---- the thread --------------------------------------------------------------------
 
     def _run(self) -> None:
+        lower_this_thread(self._niceness)
         multi = pycurl.CurlMulti()
         legs: dict[pycurl.Curl, tuple[Job, Leg]] = {}
         jobs: set[Job] = set()

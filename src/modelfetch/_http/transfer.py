@@ -58,6 +58,9 @@ class TransferOptions:
             respx mock or a custom transport sees them), or "auto": curl when pycurl is
             installed and no `transport` was given, else httpx. Metadata, API calls and
             small files always go through httpx.
+        niceness: on Linux the libcurl engine's threads run this much nicer than the
+            process (0 leaves them alone), so the event loop's thread, and any other
+            work, gets the CPU first when it is scarce (see `docs/httpx.md`).
     """
 
     parallel_threshold: int = 64 * MiB
@@ -66,17 +69,23 @@ class TransferOptions:
     connections: int = 4
     max_connections: int = 32
     engine: str = "auto"
+    niceness: int = 10
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise InvalidRequestError(
                 f"TransferOptions.engine must be one of {', '.join(ENGINES)}, not {self.engine!r}."
             )
+        niceness = self.niceness
+        if not isinstance(niceness, int) or isinstance(niceness, bool) or not 0 <= niceness <= 19:
+            raise InvalidRequestError(
+                f"TransferOptions.niceness must be 0 to 19 (as for `nice`), not {self.niceness!r}."
+            )
         for option in fields(self):
             if option.name == "engine":
                 continue
             value = getattr(self, option.name)
-            if option.name == "small_file_limit" and value == 0:  # 0: no file takes the in-memory path
+            if option.name in ("small_file_limit", "niceness") and value == 0:  # 0: off
                 continue
             check_positive_int(f"TransferOptions.{option.name}", value)
 
