@@ -26,7 +26,7 @@ from ._core.protocol import ModelAssetSource
 from ._core.service import running_backend
 from ._core.validate import RepoType, check_source
 from ._default import aclose_default_source
-from ._weights import SafetensorsModel, fetch_safetensors
+from ._weights import DEFAULT_WEIGHT_WORKERS, SafetensorsModel, fetch_safetensors
 
 _lock = threading.Lock()
 _portal: BlockingPortal | None = None
@@ -180,7 +180,7 @@ def fetch_safetensors_sync(
     repo_type: RepoType = "model",
     subfolder: str = "",
     source: ModelAssetSource | None = None,
-    max_workers: int = 8,
+    max_workers: int = DEFAULT_WEIGHT_WORKERS,
     progress: ProgressCallback | None = None,
     token: str | None = None,
     force_download: bool = False,

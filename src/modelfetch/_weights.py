@@ -40,6 +40,10 @@ class SafetensorsModel:
     shards: tuple[Path, ...]
 
 
+DEFAULT_WEIGHT_WORKERS = 8
+"""Shards `fetch_safetensors` (and its sync twin) fetches at once unless told otherwise."""
+
+
 async def fetch_safetensors(
     repo_id: str,
     *,
@@ -47,7 +51,7 @@ async def fetch_safetensors(
     repo_type: RepoType = "model",
     subfolder: str = "",
     source: ModelAssetSource | None = None,
-    max_workers: int = 8,
+    max_workers: int = DEFAULT_WEIGHT_WORKERS,
     progress: ProgressCallback | None = None,
     token: str | None = None,
     force_download: bool = False,

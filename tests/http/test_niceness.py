@@ -11,13 +11,17 @@ import pytest
 
 import modelfetch
 from modelfetch import AssetRef, HttpHubSource, ProgressEvent, ProgressKind, Settings, TransferOptions
-from modelfetch._http.niceness import lower_this_thread, thread_niceness
+from modelfetch._http.niceness import lower_this_thread
 from modelfetch.testing import FakeHub, Fault
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="threads have a niceness of their own only on Linux"
 )
 MiB = 1024 * 1024
+
+
+def thread_niceness(native_id: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, native_id)
 
 
 def _process_niceness() -> int:

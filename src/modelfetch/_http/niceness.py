@@ -39,13 +39,3 @@ def lower_this_thread(niceness: int) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, wanted)
     except OSError:
         pass
-
-
-def thread_niceness(native_id: int) -> int | None:
-    """The niceness of thread `native_id` (Linux), else None."""
-    if not _LINUX:
-        return None
-    try:
-        return os.getpriority(os.PRIO_PROCESS, native_id)
-    except OSError:
-        return None

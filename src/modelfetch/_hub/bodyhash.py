@@ -54,7 +54,8 @@ class BodyHash:
         digest: str = self._hasher.hexdigest()
         return digest
 
-    def _update(self, chunks: list[bytes]) -> None:
+    def update(self, chunks: list[bytes]) -> None:
+        """Hash `chunks`, the next bytes in order (called by one `BodyStream` at a time)."""
         for chunk in chunks:
             self._hasher.update(chunk)
 
@@ -84,7 +85,7 @@ class BodyStream:
             return
         self._closed = True
         if self._thread is None:  # a body smaller than one batch: no thread for it
-            self._owner._update(self._batch)
+            self._owner.update(self._batch)
             self._batch = []
             return
         if self._batch:
@@ -101,4 +102,4 @@ class BodyStream:
 
     def _run(self) -> None:
         while (batch := self._work.get()) is not None:
-            self._owner._update(batch)
+            self._owner.update(batch)
