@@ -44,6 +44,7 @@ from .._hubapi.spec import (
     tree_url,
 )
 from .._version import __version__ as _version
+from .connections import StatelessClient
 
 MiB = 1024 * 1024
 MAX_REDIRECTS = 5
@@ -116,13 +117,14 @@ class HubClient:
 
     def _build(self) -> httpx.AsyncClient:
         ca_file, ca_dir = ca_locations(os.environ)
-        return httpx.AsyncClient(
+        verify = ssl.create_default_context(cafile=ca_file, capath=ca_dir)
+        connections = self._max_connections
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return StatelessClient(
             transport=self._transport,
-            verify=ssl.create_default_context(cafile=ca_file, capath=ca_dir),
+            verify=verify,
             timeout=httpx.Timeout(self.settings.download_timeout, connect=self.settings.etag_timeout),
-            limits=httpx.Limits(
-                max_connections=self._max_connections, max_keepalive_connections=self._max_connections
-            ),
+            limits=limits,
             follow_redirects=False,
             headers={"user-agent": f"modelfetch/{_version}", "accept-encoding": "identity"},
         )
