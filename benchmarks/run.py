@@ -74,30 +74,42 @@ class Bench:
         self.server.wait(timeout=30)
         shutil.rmtree(self.work, ignore_errors=True)
 
-    def measure(self, contender: str, repo: str, files: list[str], **extra: Any) -> list[dict[str, Any]]:
-        """Run `contender` `runs` times, each in a fresh process and cache."""
-        results = []
+    def measure(
+        self, contenders: list[str], repo: str, files: list[str], *, keep: bool = False, **extra: Any
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Run each contender `runs` times, each in a fresh process and cache, interleaved.
+
+        Round-robin, the order rotating each round, so a slow phase of the machine (or the
+        after-effects of the run before) falls on every contender alike. `keep` leaves each
+        cache on disk until the bench ends: on a filesystem where deleting many files makes
+        creating files slow for minutes afterwards (ext4 without a journal, as on our CI VMs,
+        skips recently deleted inodes one by one), one contender's cleanup must not tax the next.
+        """
+        results: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
         for i in range(self.args.runs):
-            cache = self.work / f"{contender.replace(':', '-')}-{i}"
-            spec = {
-                "contender": contender,
-                "endpoint": self.endpoint,
-                "cache": str(cache),
-                "repo": repo,
-                "files": files,
-                **extra,
-            }
-            out = subprocess.run(
-                [sys.executable, "-m", "benchmarks._contender", json.dumps(spec)],
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-                check=False,
-            )
-            if out.returncode != 0:
-                raise RuntimeError(f"{contender} failed:\n{out.stderr}")
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            shutil.rmtree(cache, ignore_errors=True)
+            shift = i % len(contenders)
+            for contender in contenders[shift:] + contenders[:shift]:
+                cache = self.work / f"{contender.replace(':', '-')}-{i}"
+                spec = {
+                    "contender": contender,
+                    "endpoint": self.endpoint,
+                    "cache": str(cache),
+                    "repo": repo,
+                    "files": files,
+                    **extra,
+                }
+                out = subprocess.run(
+                    [sys.executable, "-m", "benchmarks._contender", json.dumps(spec)],
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                    check=False,
+                )
+                if out.returncode != 0:
+                    raise RuntimeError(f"{contender} failed:\n{out.stderr}")
+                results[contender].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                if not keep:
+                    shutil.rmtree(cache, ignore_errors=True)
         return results
 
 
@@ -115,16 +127,11 @@ def scenario_lag(bench: Bench) -> list[Row]:
     files = [f"model-{i:05d}.safetensors" for i in range(8)]
     rows = []
     total = len(files) * bench.args.eight_mib * MiB
-    for contender in (
-        "curl:parallel",
-        "hf:direct",
-        "hf:to_thread",
-        "alt:obstore",
-        "ours:hub",
-        "ours:httpx",
-        "ours:native",
-    ):
-        results = bench.measure(contender, "bench/eight", files)
+    contenders = ["curl:parallel", "hf:direct", "hf:to_thread", "alt:obstore"]
+    contenders += ["ours:hub", "ours:httpx", "ours:native"]
+    measured = bench.measure(contenders, "bench/eight", files)
+    for contender in contenders:
+        results = measured[contender]
         lags = [r["lags"] for r in results]
         merged = [x for series in lags for x in series]
         rows.append(
@@ -149,7 +156,7 @@ def scenario_large(bench: Bench) -> list[Row]:
     """2, 6, 7. One large file: throughput, peak RSS growth, CPU per GiB."""
     size = bench.args.large_mib * MiB
     rows = []
-    for contender in (
+    contenders = [
         "curl",
         "hf:threads",
         "alt:obstore",
@@ -159,8 +166,10 @@ def scenario_large(bench: Bench) -> list[Row]:
         "ours:httpx",
         "ours:native-single",
         "ours:native",
-    ):
-        results = bench.measure(contender, "bench/large", ["model.safetensors"])
+    ]
+    measured = bench.measure(contenders, "bench/large", ["model.safetensors"])
+    for contender in contenders:
+        results = measured[contender]
         walls = [r["wall"] for r in results]
         rows.append(
             Row(
@@ -181,8 +190,10 @@ def scenario_many(bench: Bench) -> list[Row]:
     """3. Many small files: files per second for a whole snapshot."""
     n = bench.args.small_count
     rows = []
-    for contender in ("hf:snapshot", "ours:hub", "ours:native"):
-        results = bench.measure(contender, "bench/many", [], snapshot=True)
+    contenders = ["hf:snapshot", "ours:hub", "ours:native"]
+    measured = bench.measure(contenders, "bench/many", [], keep=True, snapshot=True)
+    for contender in contenders:
+        results = measured[contender]
         rows.append(
             Row(
                 "many",
