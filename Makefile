@@ -18,7 +18,7 @@ demo: $(STAMP)  ## the main job: fetch a generated model from an embedded fake H
 test: $(STAMP) rgw  ## the whole test suite, on asyncio, uvloop and trio (the fleet tests start radosgw)
 	$(BIN)/python -m pytest
 
-PYTHONS ?= 3.10 3.11 3.12 3.13
+PYTHONS ?= 3.11 3.12 3.13
 PYENV_ROOT ?= $(HOME)/.pyenv
 
 test-pythons:  ## the suite (without the Ceph fleet tests) on each supported Python pyenv has here

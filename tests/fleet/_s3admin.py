@@ -24,7 +24,7 @@ def _signing_key(secret: str, day: str, region: str) -> bytes:
 def create_bucket(endpoint: str, bucket: str, access_key: str, secret_key: str, region: str) -> None:
     """Create `bucket` at the S3 `endpoint` (http://host:port); raises on any non-2xx answer."""
     host = endpoint.split("://", 1)[1].rstrip("/")
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     headers = f"host:{host}\nx-amz-content-sha256:{EMPTY_SHA256}\nx-amz-date:{stamp}\n"
     signed = "host;x-amz-content-sha256;x-amz-date"

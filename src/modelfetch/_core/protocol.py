@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from typing_extensions import Self
+    from typing import Self
 
 from .progress import ProgressCallback
 from .types import AssetRef, RepoListing, RepoRef, ResolvedAsset
