@@ -10,7 +10,7 @@ import pytest
 
 from modelfetch import AssetRef, IntegrityError, Origin
 from modelfetch._hubapi.spec import git_blob_id
-from modelfetch._store import blobstore
+from modelfetch._store.anchored import Folder
 from modelfetch._store.blobstore import BlobStore
 from modelfetch._store.layout import (
     ORPHAN_TEMP,
@@ -18,7 +18,7 @@ from modelfetch._store.layout import (
     is_marked_missing,
     read_ref,
     remove_stale_partials,
-    temp_blob_path,
+    temp_blob_name,
 )
 
 COMMIT = "c" * 40
@@ -109,10 +109,11 @@ def test_small_blobs_are_stored_without_taking_the_blob_lock(tmp_path: Path) -> 
     assert not (other.layout.root / ".locks").exists()
     other.store_small(REF, COMMIT, etag, data)
     assert not (other.layout.root / ".locks").exists()
-    temp = temp_blob_path(blob)
+    temp = blob.with_name(temp_blob_name(blob.name))
     assert ORPHAN_TEMP.fullmatch(temp.name)
     temp.write_bytes(data)
-    assert remove_stale_partials(blob) == 0  # a lock holder's sweep leaves a writer's temp alone
+    # a lock holder's sweep leaves a writer's temp alone
+    assert remove_stale_partials(store.layout, blob) == 0
     assert temp.exists()
 
 
@@ -125,11 +126,15 @@ def test_a_rename_refused_because_a_racing_writer_published_first_is_fine(
     etag = git_blob_id(data)
     blob = store.layout.blob(REF, etag)
 
-    def racer_wins(tmp: Path, target: Path) -> None:
-        target.write_bytes(data)  # the other writer's rename landed first
+    real_replace = Folder.replace
+
+    def racer_wins(self: Folder, src: str, dst: str) -> None:
+        if dst != blob.name:
+            return real_replace(self, src, dst)
+        blob.write_bytes(data)  # the other writer's rename landed first
         raise PermissionError("in use")
 
-    monkeypatch.setattr(blobstore, "publish_blob", racer_wins)
+    monkeypatch.setattr(Folder, "replace", racer_wins)
     pointer = store.store_small(REF, COMMIT, etag, data)
     assert pointer.read_bytes() == data
     assert sorted(p.name for p in blob.parent.iterdir()) == [etag]  # no temp left

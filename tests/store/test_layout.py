@@ -13,10 +13,8 @@ from modelfetch._store.layout import (
     CacheLayout,
     find_cached,
     link_snapshot,
-    publish_blob,
     read_ref,
     repo_folder_name,
-    temp_blob_path,
     write_ref,
 )
 
@@ -37,10 +35,8 @@ def test_paths_match_huggingface_hub() -> None:
 def _publish(layout: CacheLayout, ref: AssetRef, data: bytes, etag: str) -> Path:
     blob = layout.blob(ref, etag)
     blob.parent.mkdir(parents=True)
-    tmp = temp_blob_path(blob)
-    tmp.write_bytes(data)
-    publish_blob(tmp, blob)
-    link_snapshot(blob, layout.snapshot(ref, COMMIT))
+    blob.write_bytes(data)
+    link_snapshot(layout, blob, layout.snapshot(ref, COMMIT))
     write_ref(layout, ref, "main", COMMIT)
     return blob
 
@@ -81,6 +77,6 @@ def test_relinking_replaces_atomically(tmp_path: Path) -> None:
     _publish(layout, ref, b"A", "a" * 40)
     second = layout.blob(ref, "b" * 40)
     second.write_bytes(b"B")
-    link_snapshot(second, layout.snapshot(ref, COMMIT))
+    link_snapshot(layout, second, layout.snapshot(ref, COMMIT))
     assert layout.snapshot(ref, COMMIT).read_bytes() == b"B"
     assert [p.name for p in layout.snapshot_dir(ref, COMMIT).iterdir()] == ["a.txt"]

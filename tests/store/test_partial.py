@@ -25,7 +25,7 @@ def _blob(tmp_path: Path, etag: str = SHA) -> Path:
 def test_in_order_writes_verify_and_publish(tmp_path: Path, etag: str) -> None:
     """Sequential writes are verified against the etag and published under the blob name."""
     blob = _blob(tmp_path, etag)
-    part = PartialBlob(blob, etag, len(DATA))
+    part = PartialBlob(tmp_path, blob, etag, len(DATA))
     assert part.open() == 0
     for offset in range(0, len(DATA), 1 << 20):
         part.write_at(
@@ -39,7 +39,7 @@ def test_in_order_writes_verify_and_publish(tmp_path: Path, etag: str) -> None:
 
 def test_out_of_order_writes_verify(tmp_path: Path) -> None:
     """Ranges written in any order still verify (the rest is hashed from disk)."""
-    part = PartialBlob(_blob(tmp_path), SHA, len(DATA))
+    part = PartialBlob(tmp_path, _blob(tmp_path), SHA, len(DATA))
     part.open()
     half = len(DATA) // 2
     part.write_at(half, DATA[half:])
@@ -50,12 +50,12 @@ def test_out_of_order_writes_verify(tmp_path: Path) -> None:
 def test_resume_from_the_watermark_in_a_new_instance(tmp_path: Path) -> None:
     """A later open resumes at the recorded watermark, dropping unconfirmed bytes past it."""
     blob = _blob(tmp_path)
-    first = PartialBlob(blob, SHA, len(DATA))
+    first = PartialBlob(tmp_path, blob, SHA, len(DATA))
     first.open()
     first.write_at(0, DATA[:1000], 1000)
     first.write_at(5000, DATA[5000:6000])  # beyond the watermark: not trusted
     first.close()
-    second = PartialBlob(blob, SHA, len(DATA))
+    second = PartialBlob(tmp_path, blob, SHA, len(DATA))
     assert second.open() == 1000
     second.write_at(1000, DATA[1000:], len(DATA))
     second.verify()
@@ -64,7 +64,7 @@ def test_resume_from_the_watermark_in_a_new_instance(tmp_path: Path) -> None:
 def test_corrupt_content_fails_verification(tmp_path: Path) -> None:
     """One flipped byte is an IntegrityError; discard leaves nothing behind."""
     blob = _blob(tmp_path)
-    part = PartialBlob(blob, SHA, len(DATA))
+    part = PartialBlob(tmp_path, blob, SHA, len(DATA))
     part.open()
     bad = bytearray(DATA)
     bad[12345] ^= 0xFF
@@ -77,7 +77,7 @@ def test_corrupt_content_fails_verification(tmp_path: Path) -> None:
 
 def test_wrong_size_fails_verification(tmp_path: Path) -> None:
     """A short file is an IntegrityError naming the sizes."""
-    part = PartialBlob(_blob(tmp_path), SHA, len(DATA))
+    part = PartialBlob(tmp_path, _blob(tmp_path), SHA, len(DATA))
     part.open()
     part.write_at(0, DATA[:10])
     with pytest.raises(IntegrityError, match="expected"):
@@ -89,7 +89,7 @@ def test_symlink_at_the_temporary_path_is_refused(tmp_path: Path) -> None:
     blob = _blob(tmp_path)
     target = tmp_path / "outside.txt"
     target.write_bytes(b"precious")
-    part = PartialBlob(blob, SHA, len(DATA))
+    part = PartialBlob(tmp_path, blob, SHA, len(DATA))
     part.path.symlink_to(target)
     with pytest.raises(StorageError):
         part.open()
@@ -100,7 +100,7 @@ def test_created_files_respect_the_umask(tmp_path: Path) -> None:
     """Published blobs get 0o666 less the umask."""
     old = os.umask(0o027)
     try:
-        part = PartialBlob(_blob(tmp_path), SHA, len(DATA))
+        part = PartialBlob(tmp_path, _blob(tmp_path), SHA, len(DATA))
         part.open()
         part.write_at(0, DATA)
         part.verify()

@@ -12,7 +12,6 @@ request, network read or progress chunk; huggingface_hub then removes its tempor
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -38,7 +37,9 @@ from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, Reso
 from .._core.validate import check_instance, check_positive_int, is_commit
 from .._hubapi.errmap import ErrorContext, is_size_mismatch, to_fetch_error
 from .._hubapi.spec import check_listing, not_hub_json, revision_url, tree_url
+from .._store.anchored import unsafe
 from .._store.blobstore import BlobStore
+from .._store.layout import check_folders, find_cached, read_ref
 from .._store.partial import verify_file
 from .bodyhash import BodyHash
 from .guard import CallGuard, Transient, run_guarded
@@ -150,6 +151,7 @@ class HubSource(AsyncResource):
             s.hub_cache,
             low_speed=(s.low_speed_limit, s.low_speed_time),
             hash_body=self.verify,
+            header_timeout=s.download_timeout,
         )
         finished = False
         try:
@@ -179,6 +181,7 @@ class HubSource(AsyncResource):
 
     def _download(self, ref: AssetRef, watch: TransferWatch) -> ResolvedAsset:
         s = self.settings
+        check_folders(self._layout, ref, read_ref(self._layout, ref, ref.revision))
         try:
             raw = hf_hub_download(
                 ref.repo_id,
@@ -217,9 +220,9 @@ class HubSource(AsyncResource):
         try:
             streamed = None
             if body is not None and body.etag == resolved.etag:
-                streamed = body.digest_of(blob.stat().st_size)
+                streamed = body.digest_of(resolved.size)
             if streamed is None:
-                verify_file(blob, resolved.etag)
+                verify_file(self._layout.root, blob, resolved.etag)
             elif streamed != resolved.etag:
                 raise IntegrityError(
                     f"content hash {streamed[:16]}... does not match the etag {resolved.etag[:16]}..."
@@ -235,9 +238,10 @@ class HubSource(AsyncResource):
         for _ in ref.filename.split("/"):
             commit_dir = commit_dir.parent
         commit = commit_dir.name
-        path = self._layout.snapshot(ref, commit)
-        etag = Path(os.readlink(raw)).name if raw.is_symlink() else ""
-        return ResolvedAsset(ref, path, commit, raw.stat().st_size, etag, origin)
+        cached = find_cached(self._layout, ref, commit) if is_commit(commit) else None
+        if cached is None:  # huggingface_hub returned something that is not our link into blobs/
+            raise unsafe(raw, "is not a file of the cache (a link elsewhere, or a special file)")
+        return ResolvedAsset(ref, cached.path, commit, cached.size, cached.etag, origin)
 
     def _list(self, repo: RepoRef) -> RepoListing:
         s = self.settings

@@ -10,29 +10,33 @@ no-follow creation, atomic renames) are in `modelfetch._store.layout`.
 from __future__ import annotations
 
 import contextlib
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-import filelock
-
 from .._core.types import AssetRef, Origin, RepoRef, ResolvedAsset
+from .anchored import parent_folder
 from .layout import (
     SWEEP_MIN_SIZE,
     CacheLayout,
+    find_cached,
     link_snapshot,
     mark_missing,
-    publish_blob,
     remove_stale_partials,
     sweep_stale_partials,
-    temp_blob_path,
+    temp_blob_name,
     write_new,
     write_ref,
 )
-from .partial import PartialBlob, acquire_lock, verify_bytes
+from .locks import NoFollowLock
+from .partial import PartialBlob, verify_bytes
 
 
 class BlobStore:
     """Writes one cache folder in huggingface_hub's layout, under huggingface_hub's locks.
+
+    Nothing is written, replaced or deleted through a link planted below the root
+    (`modelfetch._store.anchored`); the root itself may be a link.
 
     Args:
         root: the cache folder (`HF_HUB_CACHE`).
@@ -55,25 +59,34 @@ class BlobStore:
         mark_missing(self.layout, ref, commit)
         write_ref(self.layout, ref, revision, commit)
 
-    def link_existing(self, ref: AssetRef, commit: str, etag: str) -> ResolvedAsset | None:
-        """If the blob `etag` is already stored, link `ref`'s snapshot entry to it and describe it."""
+    def blob_size(self, ref: RepoRef | AssetRef, etag: str) -> int | None:
+        """The size of blob `etag` if it is stored as a regular file (not a link, FIFO...), else None."""
         blob = self.layout.blob(ref, etag)
         try:
-            size = blob.stat().st_size
-        except FileNotFoundError:
+            with parent_folder(self.layout.root, blob, create=False) as (folder, name):
+                st = folder.lstat(name)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else None
+
+    def link_existing(self, ref: AssetRef, commit: str, etag: str) -> ResolvedAsset | None:
+        """If the blob `etag` is already stored, link `ref`'s snapshot entry to it and describe it."""
+        size = self.blob_size(ref, etag)
+        if size is None:
             return None
         pointer = self.layout.snapshot(ref, commit)
-        if not pointer.exists():
-            link_snapshot(blob, pointer)
+        cached = find_cached(self.layout, ref, commit)
+        if cached is None or cached.etag != etag:
+            link_snapshot(self.layout, self.layout.blob(ref, etag), pointer)
         return ResolvedAsset(ref, pointer, commit, size, etag, Origin.DISK)
 
-    def lock(self, ref: AssetRef, name: str) -> filelock.BaseFileLock:
+    def lock(self, ref: AssetRef, name: str) -> NoFollowLock:
         """The (not yet acquired) lock huggingface_hub takes while writing blob `name`."""
-        return filelock.FileLock(str(self.layout.lock(ref, name)), thread_local=False)
+        return NoFollowLock(self.layout.root, self.layout.lock(ref, name))
 
-    def acquire(self, lock: filelock.BaseFileLock) -> None:
+    def acquire(self, lock: NoFollowLock) -> None:
         """Take `lock` within the store's lock timeout (cancellable; `StorageError` after it)."""
-        acquire_lock(lock, self.lock_timeout)
+        lock.acquire(self.lock_timeout)
 
     @contextlib.contextmanager
     def locked(self, ref: AssetRef, name: str) -> Iterator[None]:
@@ -93,28 +106,36 @@ class BlobStore:
         """
         blob = self.layout.blob(ref, name)
         if size is None or size >= SWEEP_MIN_SIZE:
-            remove_stale_partials(blob)
-        return PartialBlob(blob, etag, size)
+            remove_stale_partials(self.layout, blob)
+        return PartialBlob(self.layout.root, blob, etag, size)
 
     def publish(self, partial: PartialBlob, ref: AssetRef, commit: str, name: str) -> Path:
         """Publish a verified partial as blob `name` and link `ref`'s snapshot entry; its path."""
         partial.blob = self.layout.blob(ref, name)
         partial.publish()
         pointer = self.layout.snapshot(ref, commit)
-        link_snapshot(partial.blob, pointer)
+        link_snapshot(self.layout, partial.blob, pointer)
         return pointer
 
     def sweep(self, ref: AssetRef, etag: str, size: int) -> None:
-        """After a download made by someone else's code (huggingface_hub): remove orphans of
-        killed downloads beside a big blob, if nobody holds its lock right now."""
-        if size >= SWEEP_MIN_SIZE:
-            sweep_stale_partials(self.layout.blob(ref, etag), self.layout.lock(ref, etag))
+        """After blob `etag` was published without our lock (huggingface_hub's download, a small
+        blob): remove what killed downloads of it left, if nobody holds its lock right now.
+
+        Our own partial's name is checked for every blob; huggingface_hub's, which need a
+        listing of the folder, beside big blobs only.
+        """
+        sweep_stale_partials(
+            self.layout, self.layout.blob(ref, etag), self.lock(ref, etag), listing=size >= SWEEP_MIN_SIZE
+        )
 
     def withdraw(self, ref: AssetRef, commit: str, etag: str) -> None:
         """Remove a published blob found corrupt, and `ref`'s snapshot entry pointing at it."""
         for path in (self.layout.snapshot(ref, commit), self.layout.blob(ref, etag)):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            with (
+                contextlib.suppress(FileNotFoundError, NotADirectoryError),
+                parent_folder(self.layout.root, path, create=False) as (folder, name),
+            ):
+                folder.unlink(name)
 
     def store_small(self, ref: AssetRef, commit: str, etag: str, data: bytes, replace: bool = False) -> Path:
         """Verify, write and publish a whole small blob and link `ref` to it, in one call.
@@ -127,22 +148,24 @@ class BlobStore:
         huggingface_hub under its lock) each publish the same verified content. That saves
         the two files a lock creates (filelock's probe and the lock file), which on a busy
         ext4 cost more than the write. With `replace` (force_download) an existing blob is
-        replaced, by rename, too.
+        replaced, by rename, too; so is anything that is not a regular file at its name.
         """
         verify_bytes(data, etag)
         blob = self.layout.blob(ref, etag)
-        if replace or not blob.exists():
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_blob_path(blob)
-            try:
-                write_new(tmp, data)
-                publish_blob(tmp, blob)
-            except OSError:  # e.g. Windows refusing to rename over a blob a reader holds open
-                if replace or not blob.exists():
-                    raise  # otherwise a racing writer published the same verified bytes
-            finally:  # after a failed write (disk full) nothing is left behind
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+        with parent_folder(self.layout.root, blob, create=True) as (folder, name):
+            st = folder.lstat(name)
+            if replace or st is None or not stat.S_ISREG(st.st_mode):
+                tmp = temp_blob_name(name)
+                try:
+                    write_new(folder, tmp, data)
+                    folder.replace(tmp, name)
+                except OSError:  # e.g. Windows refusing to rename over a blob a reader holds open
+                    st = folder.lstat(name)
+                    if replace or st is None or not stat.S_ISREG(st.st_mode):
+                        raise  # otherwise a racing writer published the same verified bytes
+                finally:  # after a failed write (disk full) nothing is left behind
+                    folder.unlink(tmp)
+        self.sweep(ref, etag, len(data))
         pointer = self.layout.snapshot(ref, commit)
-        link_snapshot(blob, pointer)
+        link_snapshot(self.layout, blob, pointer)
         return pointer

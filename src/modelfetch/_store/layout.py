@@ -15,7 +15,6 @@ through a worker thread, never on the event loop.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import re
 import shutil
@@ -24,11 +23,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import filelock
-
 from .._core.errors import StorageError
 from .._core.types import AssetRef, RepoFile, RepoListing, RepoRef
 from .._core.validate import is_commit
+from .anchored import Folder, open_folder, open_regular, parent_folder, relative_parts, unsafe, walk_files
+from .locks import NoFollowLock
 
 
 def repo_folder_name(repo_id: str, repo_type: str) -> str:
@@ -82,6 +81,19 @@ class CachedFile:
 
 
 # ---- blocking I/O below: run in a worker thread ------------------------------------------
+# Every access below the root goes through `anchored`: no link planted in the cache is
+# followed (see that module); the root itself may be a link.
+
+
+def blob_of_link(target: str, ups: int) -> str | None:
+    """The blob name a snapshot link points at, if it is the relative link we (and huggingface_hub)
+    make: `ups` times `../`, then `blobs/<name>`. Anything else (absolute, elsewhere) is None."""
+    prefix = "../" * ups + "blobs/"
+    target = target.replace(os.sep, "/")
+    if not target.startswith(prefix):
+        return None
+    name = target[len(prefix) :]
+    return name if name and "/" not in name and name not in (".", "..") else None
 
 
 def read_ref(layout: CacheLayout, repo: RepoRef | AssetRef, revision: str) -> str | None:
@@ -89,29 +101,59 @@ def read_ref(layout: CacheLayout, repo: RepoRef | AssetRef, revision: str) -> st
     if is_commit(revision):
         return revision
     try:
-        commit = layout.ref(repo, revision).read_text(encoding="utf-8").strip()
-    except (FileNotFoundError, NotADirectoryError):
+        with parent_folder(layout.root, layout.ref(repo, revision), create=False) as (folder, name):
+            data = folder.read_small(name, _REF_LIMIT)
+    except (FileNotFoundError, NotADirectoryError, StorageError):
         return None
+    commit = data.decode("ascii", "replace").strip() if data else ""
     return commit if is_commit(commit) else None
+
+
+_REF_LIMIT = 256
+
+
+def _entry(folder: Folder, name: str, ups: int, blobs: Folder) -> tuple[str, int] | None:
+    """A snapshot entry's blob name and size if it is ours, else None.
+
+    Ours: a relative link to `blobs/<name>` whose blob is a regular file, or a regular file
+    (huggingface_hub copies where links are not available; its etag is then unknown, "").
+    """
+    st = folder.lstat(name)
+    if st is None:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return "", st.st_size
+    target = folder.readlink(name) if stat.S_ISLNK(st.st_mode) else None
+    blob = None if target is None else blob_of_link(target, ups)
+    st = None if blob is None else blobs.lstat(blob)
+    if blob is None or st is None or not stat.S_ISREG(st.st_mode):
+        return None
+    return blob, st.st_size
 
 
 def find_cached(layout: CacheLayout, ref: AssetRef, commit: str | None = None) -> CachedFile | None:
     """Look `ref` up in the cache (at `commit`, else via its ref). None on a miss.
 
-    A snapshot entry whose blob is missing (a dangling link) counts as a miss.
+    A snapshot entry whose blob is missing (a dangling link) counts as a miss, and so does
+    anything that is not our own link into `blobs/` (a link elsewhere, a FIFO, a folder link
+    on the way): we never return a path that resolves outside the cache.
     """
     commit = commit or read_ref(layout, ref, ref.revision)
     if commit is None:
         return None
     path = layout.snapshot(ref, commit)
+    parts = relative_parts(layout.root, path)
     try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
+        with (
+            open_folder(layout.root, parts[:-1], create=False) as folder,
+            open_folder(layout.root, (parts[0], "blobs"), create=False) as blobs,
+        ):
+            found = _entry(folder, parts[-1], len(parts) - 2, blobs)
+    except (FileNotFoundError, NotADirectoryError, StorageError):
         return None
-    if not stat.S_ISREG(st.st_mode):
+    if found is None:
         return None
-    etag = Path(os.readlink(path)).name if path.is_symlink() else ""
-    return CachedFile(path=path, commit=commit, etag=etag, size=st.st_size)
+    return CachedFile(path=path, commit=commit, etag=found[0], size=found[1])
 
 
 def list_cached(layout: CacheLayout, repo: RepoRef) -> RepoListing | None:
@@ -119,27 +161,29 @@ def list_cached(layout: CacheLayout, repo: RepoRef) -> RepoListing | None:
     commit = read_ref(layout, repo, repo.revision)
     if commit is None:
         return None
-    folder = layout.snapshot_dir(repo, commit)
-    if not folder.is_dir():
-        return None
+    parts = relative_parts(layout.root, layout.snapshot_dir(repo, commit))
     files = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            etag = Path(os.readlink(path)).name if path.is_symlink() else ""
-            files.append(RepoFile(path.relative_to(folder).as_posix(), path.stat().st_size, etag))
-    return RepoListing(repo, commit, tuple(files))
+    try:
+        with (
+            open_folder(layout.root, parts, create=False) as top,
+            open_folder(layout.root, (parts[0], "blobs"), create=False) as blobs,
+        ):
+            for rel, folder, name in walk_files(top):
+                found = _entry(folder, name, len(parts) - 1 + rel.count("/"), blobs)
+                if found is not None:
+                    files.append(RepoFile(rel, found[1], found[0]))
+    except (FileNotFoundError, NotADirectoryError, StorageError):
+        return None
+    return RepoListing(repo, commit, tuple(sorted(files, key=lambda f: f.path)))
 
 
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def write_new(path: Path, data: bytes) -> None:
-    """Create `path` holding `data`: never an existing file, never through a symlink.
+def write_new(folder: Folder, name: str, data: bytes) -> None:
+    """Create `name` in `folder` holding `data`: never an existing file, never through a symlink.
 
     `O_EXCL | O_NOFOLLOW`, so a file or link another local user planted at the name is
     refused (`FileExistsError`) instead of written through; the mode is 0o666 less the umask.
     """
-    fd = os.open(path, _NEW_FILE, 0o666)
+    fd = folder.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         view = memoryview(data)
         while view:
@@ -148,40 +192,42 @@ def write_new(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def replace_file(path: Path, data: bytes) -> None:
-    """Atomically make `path` hold `data`, through a fresh unpredictable temporary name."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+def replace_file(folder: Folder, name: str, data: bytes) -> None:
+    """Atomically make `name` in `folder` hold `data`, through a fresh unpredictable temporary name."""
+    tmp = f".{name}.{uuid.uuid4().hex}.tmp"
     try:
-        write_new(tmp, data)
-        os.replace(tmp, path)
+        write_new(folder, tmp, data)
+        folder.replace(tmp, name)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        folder.unlink(tmp)
 
 
 def write_ref(layout: CacheLayout, repo: RepoRef | AssetRef, revision: str, commit: str) -> None:
     """Record that `revision` points to `commit` (atomically; no-op for commit ids)."""
     if revision == commit or is_commit(revision):
         return
-    path = layout.ref(repo, revision)
-    with contextlib.suppress(FileNotFoundError):
-        if path.read_text(encoding="utf-8") == commit:
-            return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    replace_file(path, commit.encode())
+    with parent_folder(layout.root, layout.ref(repo, revision), create=True) as (folder, name):
+        if folder.read_small(name, _REF_LIMIT) != commit.encode():
+            replace_file(folder, name, commit.encode())
 
 
 def mark_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> None:
     """Leave the `.no_exist` marker huggingface_hub uses for a file absent at `commit`."""
-    marker = layout.no_exist(ref, commit)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        write_new(marker, b"")
+    with (
+        parent_folder(layout.root, layout.no_exist(ref, commit), create=True) as (folder, name),
+        contextlib.suppress(FileExistsError),
+    ):
+        write_new(folder, name, b"")
 
 
 def is_marked_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> bool:
     """Whether a `.no_exist` marker says `ref`'s file is absent at `commit`."""
-    return layout.no_exist(ref, commit).is_file()
+    try:
+        with parent_folder(layout.root, layout.no_exist(ref, commit), create=False) as (folder, name):
+            st = folder.lstat(name)
+    except (FileNotFoundError, NotADirectoryError, StorageError):
+        return False
+    return st is not None and stat.S_ISREG(st.st_mode)
 
 
 _STALE = re.compile(r"(?:\.[0-9a-f]{8})?\.incomplete")
@@ -192,87 +238,144 @@ SWEEP_MIN_SIZE = 8 * 1024 * 1024
 thousands of small files would cost more than the orphans (small ones at that) are worth."""
 
 
-def remove_stale_partials(blob: Path) -> int:
+def stale_partials(blobs: Folder, blob: str) -> list[str]:
+    """Names of huggingface_hub's temporary files of blob `blob` in `blobs` (regular files only).
+
+    Matches `<etag>.<8 hex>.incomplete` and the older `<etag>.incomplete`, never modelfetch's
+    resumable `<etag>.modelfetch.incomplete`.
+    """
+    found = []
+    for name in blobs.names():
+        if name.startswith(blob + ".") and _STALE.fullmatch(name[len(blob) :]):
+            st = blobs.lstat(name)
+            if st is not None and stat.S_ISREG(st.st_mode):
+                found.append(name)
+    return found
+
+
+def remove_stale_partials(layout: CacheLayout, blob: Path) -> int:
     """Delete temporary files of `blob` left by killed downloads; call only under the blob's lock.
 
-    Matches huggingface_hub's names (`<etag>.<8 hex>.incomplete`, and the older
-    `<etag>.incomplete`), never modelfetch's resumable `<etag>.modelfetch.incomplete`. Under
-    the lock nobody is writing them: they are orphans of a process that died. Returns how
-    many were removed.
+    Under the lock nobody is writing them: they are orphans of a process that died. Returns
+    how many were removed. Links and other odd files at those names are left alone.
     """
-    removed = 0
-    for path in blob.parent.glob(f"{glob.escape(blob.name)}.*incomplete"):
-        if _STALE.fullmatch(path.name[len(blob.name) :]):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed += 1
-    return removed
-
-
-def sweep_stale_partials(blob: Path, lock_path: Path) -> int:
-    """`remove_stale_partials` for a caller that does not hold the lock: only if it is free now.
-
-    For `HubSource`, whose downloads take the lock inside huggingface_hub: afterwards, any
-    orphans a killed process left beside the blob are swept, unless someone holds the lock.
-    """
-    if not any(
-        _STALE.fullmatch(p.name[len(blob.name) :])
-        for p in blob.parent.glob(f"{glob.escape(blob.name)}.*incomplete")
-    ):
+    try:
+        with parent_folder(layout.root, blob, create=False) as (blobs, name):
+            return sum(blobs.unlink(stale) for stale in stale_partials(blobs, name))
+    except (FileNotFoundError, NotADirectoryError):
         return 0
-    lock = filelock.FileLock(str(lock_path), thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        return 0  # busy: someone is downloading it; the next sweep will do
-    try:
-        return remove_stale_partials(blob)
-    finally:
-        lock.release()
 
 
-def temp_blob_path(blob: Path) -> Path:
-    """An unpredictable temporary name beside `blob` for a whole blob written without its lock.
+_OURS = (".modelfetch.incomplete", ".modelfetch.incomplete.progress")
+
+
+def leftovers(blobs: Folder, blob: str, *, listing: bool) -> list[str]:
+    """Partial files of blob `blob` that are dead once the blob is published (regular files only).
+
+    modelfetch's resumable partial and its watermark are looked up by name (cheap); with
+    `listing`, the folder is listed for huggingface_hub's `<etag>.<8 hex>.incomplete` too.
+    """
+    found = []
+    for suffix in _OURS:
+        st = blobs.lstat(blob + suffix)
+        if st is not None and stat.S_ISREG(st.st_mode):
+            found.append(blob + suffix)
+    return found + (stale_partials(blobs, blob) if listing else [])
+
+
+def sweep_stale_partials(layout: CacheLayout, blob: Path, lock: NoFollowLock, *, listing: bool = True) -> int:
+    """After blob `blob` was published: remove what killed downloads of it left, if its lock is free.
+
+    For `HubSource`, whose downloads take the lock inside huggingface_hub, and after a small
+    blob was stored without the lock. A download still running holds the lock and keeps its
+    partial; a killed one's partial is dead weight once the blob exists. Returns how many
+    files were removed.
+    """
+    try:
+        with parent_folder(layout.root, blob, create=False) as (blobs, name):
+            if not leftovers(blobs, name, listing=listing):
+                return 0
+            if not lock.try_acquire():
+                return 0  # busy: someone is downloading it; the next sweep will do
+            try:
+                return sum(blobs.unlink(n) for n in leftovers(blobs, name, listing=listing))
+            finally:
+                lock.release()
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+
+
+def temp_blob_name(blob: str) -> str:
+    """An unpredictable temporary name beside blob `blob` for a whole blob written without its lock.
 
     Readers never look at it, and no sweep of partials matches it (`.<etag>.<hex>.tmp`, not
     `<etag>.<hex>.incomplete`), so a process holding the blob's lock cannot delete it under
     the writer. A killed writer's orphan is removed by `modelfetch cache prune` once old.
     """
-    return blob.with_name(f".{blob.name}.{uuid.uuid4().hex}.tmp")
+    return f".{blob}.{uuid.uuid4().hex}.tmp"
 
 
 ORPHAN_TEMP = re.compile(r"\.[^/]+\.[0-9a-f]{32}\.tmp")
-"""The names `temp_blob_path` gives (an orphan if older than a write could take)."""
+"""The names `temp_blob_name` gives (an orphan if older than a write could take)."""
 
 
-def publish_blob(tmp: Path, blob: Path) -> None:
-    """Rename the finished temporary file `tmp` to `blob` (atomic: readers see all or nothing).
-
-    Our temporary files are created with mode 0o666, so the kernel already gave them the
-    cache's permissions less the umask (what huggingface_hub sets with a probe file and a
-    chmod after the fact): nothing to change here.
-    """
-    os.replace(tmp, blob)
-
-
-def link_snapshot(blob: Path, pointer: Path) -> None:
+def link_snapshot(layout: CacheLayout, blob: Path, pointer: Path) -> None:
     """Point `pointer` at `blob` with a relative symlink (a copy where links fail).
 
     The link is made under a temporary name and renamed over `pointer`, so a reader sees
-    either the old entry or the new one, never a missing or half-made one.
+    either the old entry or the new one, never a missing or half-made one; whatever another
+    user planted at `pointer` is replaced, never followed.
     """
-    pointer.parent.mkdir(parents=True, exist_ok=True)
     target = os.path.relpath(blob, pointer.parent)
-    tmp = pointer.with_name(f".{pointer.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with parent_folder(layout.root, pointer, create=True) as (folder, name):
+        tmp = f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            try:
+                folder.symlink(target, tmp)
+            except OSError:  # no links here (some Windows setups): a copy, as huggingface_hub does
+                _copy_blob(layout, blob, folder, tmp)
+            folder.replace(tmp, name)
+        finally:
+            folder.unlink(tmp)
+
+
+def _copy_blob(layout: CacheLayout, blob: Path, folder: Folder, name: str) -> None:
+    source = open_regular(layout.root, blob)
+    if source is None:
+        raise unsafe(blob, "is not a regular file")
+    fd = folder.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
-        os.symlink(target, tmp)
-    except OSError:
-        shutil.copyfile(blob, tmp)
-    try:
-        os.replace(tmp, pointer)
+        with open(source, "rb") as src, open(fd, "wb", closefd=False) as dst:
+            shutil.copyfileobj(src, dst)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        os.close(fd)
+
+
+def check_folders(layout: CacheLayout, ref: AssetRef, commit: str | None) -> None:
+    """Check the folders huggingface_hub will write `ref` into; `StorageError` if one is a link.
+
+    For `HubSource`, whose writes are huggingface_hub's own and follow links: we cannot walk
+    them with descriptors, so we make sure beforehand that no folder on their way is a link
+    (`commit`, when known, adds the snapshot's folders). A neighbour who swaps one in after
+    this check and before huggingface_hub writes still wins that race; docs/security.md says so.
+    Missing folders are fine (huggingface_hub creates them); nothing is created here.
+    """
+    storage = repo_folder_name(ref.repo_id, ref.repo_type)
+    folders: list[tuple[str, ...]] = [(storage, "blobs"), (storage, ".no_exist"), (".locks", storage)]
+    if commit is not None:
+        folders.append((storage, "snapshots", commit, *ref.filename.split("/")[:-1]))
+    ref_path = relative_parts(layout.root, layout.ref(ref, ref.revision))
+    folders.append(ref_path[:-1])
+    for parts in folders:
+        with contextlib.suppress(FileNotFoundError), open_folder(layout.root, parts, create=False):
+            pass
+    with (
+        contextlib.suppress(FileNotFoundError),
+        open_folder(layout.root, ref_path[:-1], create=False) as folder,
+    ):
+        st = folder.lstat(ref_path[-1])
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise unsafe(layout.ref(ref, ref.revision), "is not a regular file")
 
 
 def ensure_room(folder: Path, needed: int, what: object) -> None:

@@ -17,27 +17,21 @@ import contextlib
 import os
 import stat
 import threading
-import time
 from pathlib import Path
-from typing import Any
-
-import anyio.from_thread
-import filelock
+from typing import Any, BinaryIO
 
 from .._core.errors import IntegrityError, StorageError
 from .._hubapi.spec import content_hasher, hash_kind
-from .layout import (
-    publish_blob,
-)
+from .anchored import NONBLOCK, Folder, open_regular, parent_folder, unsafe
 
 _READ_BLOCK = 1024 * 1024
-_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class PartialBlob:
-    """The temporary file of one blob and its watermark."""
+    """The temporary file of one blob and its watermark, below cache folder `root`."""
 
-    def __init__(self, blob: Path, etag: str, size: int | None) -> None:
+    def __init__(self, root: Path, blob: Path, etag: str, size: int | None) -> None:
+        self.root = root
         self.blob = blob
         self.etag = etag
         self.size = size
@@ -53,14 +47,29 @@ class PartialBlob:
         self.inline_hash = True  # off once writes go out of order (parallel ranges use hash_through)
 
     @property
+    def resumable(self) -> bool:
+        """Whether bytes of an earlier attempt may be continued: only when the etag lets the whole
+        be verified, so that a server which switched content between attempts is caught."""
+        return self._kind is not None
+
+    def attempt_start(self) -> int:
+        """Where the next attempt starts: the watermark, or 0 for a blob that cannot be verified.
+
+        Without a verifiable etag nothing could tell version A's first bytes from version B's
+        rest, so what an earlier attempt wrote is thrown away rather than stitched.
+        """
+        if not self.resumable and (self.watermark or os.fstat(self._fd).st_size):
+            self.restart()
+        return self.watermark
+
+    @property
     def hashed(self) -> int:
         """How many leading bytes the content hash has taken in."""
         return self._hashed
 
     def open(self) -> int:
         """Open (or create) the file and return the watermark to resume from."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = _open_regular(self.path)
+        self._fd = self._open_regular(self.path)
         on_disk = os.fstat(self._fd).st_size
         self.watermark = min(self._read_mark(default=on_disk), on_disk)
         if self.size is not None and self.watermark > self.size:
@@ -70,9 +79,11 @@ class PartialBlob:
         return self.watermark
 
     def _read_mark(self, default: int) -> int:
+        with parent_folder(self.root, self.mark_path, create=False) as (folder, name):
+            data = folder.read_small(name, 64)
         try:
-            return int(self.mark_path.read_text(encoding="ascii").strip() or 0)
-        except (FileNotFoundError, ValueError):
+            return default if data is None else int(data.decode("ascii").strip() or 0)
+        except (UnicodeDecodeError, ValueError):
             return default
 
     def _start_hash(self) -> None:
@@ -147,7 +158,7 @@ class PartialBlob:
         """
         self.watermark = value
         if self._mark_fd < 0:
-            self._mark_fd = _open_regular(self.mark_path)
+            self._mark_fd = self._open_regular(self.mark_path)
             os.ftruncate(self._mark_fd, 0)
         os.pwrite(self._mark_fd, f"{value:020d}\n".encode("ascii"), 0)
 
@@ -169,9 +180,9 @@ class PartialBlob:
     def publish(self) -> None:
         """Move the verified file to its blob name (atomically) and drop the watermark."""
         self.close()
-        publish_blob(self.path, self.blob)
-        with contextlib.suppress(FileNotFoundError):
-            self.mark_path.unlink()
+        with parent_folder(self.root, self.path, create=False) as (folder, name):
+            folder.replace(name, self.blob.name)
+            folder.unlink(self.mark_path.name)
 
     def close(self) -> None:
         """Close the file, keeping it (and its watermark) for a later resume."""
@@ -183,42 +194,32 @@ class PartialBlob:
     def discard(self) -> None:
         """Close and delete the file and its watermark."""
         self.close()
-        for path in (self.path, self.mark_path):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        with (
+            contextlib.suppress(FileNotFoundError),
+            parent_folder(self.root, self.path, create=False) as (
+                folder,
+                name,
+            ),
+        ):
+            folder.unlink(name)
+            folder.unlink(self.mark_path.name)
+
+    def _open_regular(self, path: Path) -> int:
+        """Open (or create) `path` for reading and writing; never through a link, a regular file only."""
+        with parent_folder(self.root, path, create=True) as (folder, name):
+            return _open_in(folder, name, path)
 
 
-def _open_regular(path: Path) -> int:
-    """Open (or create) `path` for reading and writing, never through a symlink; a regular file only."""
+def _open_in(folder: Folder, name: str, path: Path) -> int:
     try:
-        fd = os.open(path, _FLAGS, 0o666)
+        fd = folder.open(name, os.O_RDWR | os.O_CREAT | NONBLOCK)
     except OSError as exc:
         raise StorageError(f"cannot open the temporary file {path}: {exc.strerror}") from exc
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise StorageError(f"{path} is not a regular file; remove it.")
+        raise unsafe(path, "is not a regular file")
+    os.set_blocking(fd, True)
     return fd
-
-
-def acquire_lock(lock: filelock.BaseFileLock, timeout: float) -> None:
-    """Take `lock` within `timeout` seconds, noticing cancellation of the host task.
-
-    Runs in a worker thread. Raises `StorageError` when another process holds the lock
-    for longer than `timeout`.
-    """
-    deadline = time.monotonic() + timeout
-    Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        try:
-            lock.acquire(timeout=0.1)
-            return
-        except filelock.Timeout:
-            anyio.from_thread.check_cancelled()
-            if time.monotonic() >= deadline:
-                raise StorageError(
-                    f"another process has held {lock.lock_file} for over {timeout:.0f} s; "
-                    "if no download is running, delete that file."
-                ) from None
 
 
 def verify_bytes(data: bytes, etag: str) -> None:
@@ -232,15 +233,29 @@ def verify_bytes(data: bytes, etag: str) -> None:
         raise IntegrityError(f"content hash {digest[:16]}... does not match the etag {etag[:16]}...")
 
 
-def verify_file(path: Path, etag: str) -> None:
-    """Check a file on disk against its etag (sha256 or git sha1); raise `IntegrityError`."""
-    digest = content_hasher(etag, path.stat().st_size)
+def verify_file(root: Path, path: Path, etag: str) -> None:
+    """Check a file of the cache against its etag (sha256 or git sha1); raise `IntegrityError`.
+
+    The file is reached without following links below `root` and must be a regular file
+    (a FIFO or device planted there is refused, not read): `StorageError` otherwise.
+    """
+    fd = open_regular(root, path)
+    if fd is None:
+        raise unsafe(path, "is missing, or is not a regular file reached without links")
+    with open(fd, "rb") as f:
+        verify_stream(f, os.fstat(fd).st_size, etag)
+
+
+def verify_stream(f: BinaryIO, size: int, etag: str) -> None:
+    """Hash `size` bytes read from `f` against `etag` (a name that is no content hash is not checked)."""
+    digest = content_hasher(etag, size)
     if digest is None:
         return
-    with path.open("rb") as f:
-        while block := f.read(_READ_BLOCK):
-            digest.update(block)
-    if digest.hexdigest() != etag:
+    left = size
+    while left > 0 and (block := f.read(min(_READ_BLOCK, left))):
+        digest.update(block)
+        left -= len(block)
+    if left or digest.hexdigest() != etag:
         raise IntegrityError(
             f"content hash {digest.hexdigest()[:16]}... does not match the etag {etag[:16]}..."
         )
