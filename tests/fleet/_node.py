@@ -20,8 +20,9 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -41,11 +42,11 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 def _hang_in_upload() -> None:
-    original = bucket_module._chunks
+    original = bucket_module._verified_chunks
     said = threading.Lock()  # several uploads run at once: announce only the first
 
-    def chunks(path: Path, size: int, on_chunk: Callable[[int], None]) -> Iterator[bytes]:
-        for number, block in enumerate(original(path, size, on_chunk)):
+    def chunks(*args: Any, **kwargs: Any) -> Iterator[bytes]:
+        for number, block in enumerate(original(*args, **kwargs)):
             if number == 1:  # the first part has been handed over; the upload is under way
                 if said.acquire(blocking=False):
                     sys.stdout.write("uploading\n")
@@ -53,7 +54,7 @@ def _hang_in_upload() -> None:
                 threading.Event().wait()
             yield block
 
-    bucket_module._chunks = chunks
+    bucket_module._verified_chunks = chunks
 
 
 async def _explicit(repo: str, lease: float) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def test_multipart_upload_and_ranged_download_round_trip(
     data = os.urandom(12 * MiB + 17)
     (tmp_path / "blob").write_bytes(data)
     sent: list[int] = []
-    bucket.upload("blobs/x", tmp_path / "blob", part_size=5 * MiB, on_chunk=sent.append)
+    with (tmp_path / "blob").open("rb") as f:
+        etag = hashlib.sha256(data).hexdigest()
+        bucket.upload("blobs/x", f, size=len(data), etag=etag, part_size=5 * MiB, on_chunk=sent.append)
     assert sent == [5 * MiB, 5 * MiB, 2 * MiB + 17]
     got = bytearray(len(data))
 

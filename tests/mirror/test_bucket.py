@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import io
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from modelfetch._mirror.bucket import Bucket, BucketUnavailableError, to_fetch_e
 
 obstore = pytest.importorskip("obstore", reason="the mirror tier needs obstore, which needs Python >= 3.11")
 
+ONE_BYTE = hashlib.sha256(b"x").hexdigest()
 ANSWERS = {"NotFoundError", "AlreadyExistsError", "PreconditionError"}
 CLASSES = [
     cls
@@ -40,7 +44,9 @@ def test_every_obstore_failure_becomes_bucket_unavailable(
         lambda: bucket.replace("k", b"x", '"e"'),
         lambda: bucket.delete("k"),
         lambda: bucket.download("k", 0, lambda offset, chunk: None),
-        lambda: bucket.upload("k", tmp_path / "f", part_size=5 << 20, on_chunk=lambda n: None),
+        lambda: bucket.upload(
+            "k", io.BytesIO(b"x"), size=1, etag=ONE_BYTE, part_size=5 << 20, on_chunk=lambda n: None
+        ),
     ]
     for call in calls:
         with pytest.raises(BucketUnavailableError) as info:
@@ -83,3 +89,20 @@ def test_a_bad_url_is_an_invalid_request() -> None:
     """An unusable mirror URL is refused when the source is built, naming the URL."""
     with pytest.raises(modelfetch.InvalidRequestError, match="nope://"):
         Bucket.open("nope://bucket", timeout=5)
+
+
+@pytest.mark.parametrize("size", [1024, 12 << 20], ids=["one-put", "multipart"])
+def test_an_upload_whose_bytes_do_not_match_the_etag_stores_nothing(size: int) -> None:
+    """Bytes that do not hash to the etag: IntegrityError, and the key never appears (put or multipart)."""
+    bucket = Bucket.open("memory:///", timeout=5)
+    data = os.urandom(size)
+    wrong = hashlib.sha256(data + b"!").hexdigest()
+    with pytest.raises(modelfetch.IntegrityError, match="nothing was uploaded"):
+        bucket.upload(
+            "k", io.BytesIO(data), size=size, etag=wrong, part_size=5 << 20, on_chunk=lambda n: None
+        )
+    assert not bucket.exists("k")
+    right = hashlib.sha256(data).hexdigest()
+    bucket.upload("k", io.BytesIO(data), size=size, etag=right, part_size=5 << 20, on_chunk=lambda n: None)
+    assert bucket.read("k") is not None
+    assert bucket.read("k")[0] == data  # type: ignore[index]

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import anyio
 import pytest
@@ -181,7 +182,7 @@ async def test_an_unreachable_bucket_falls_back_to_the_hub_with_one_warning(
 
 
 class _FailingUploads(Bucket):
-    def upload(self, key: str, path: Path, *, part_size: int, on_chunk: Callable[[int], None]) -> None:
+    def upload(self, key: str, file: BinaryIO, **options: Any) -> None:
         raise BucketUnavailableError(f"uploading {key}: 503 Slow Down")
 
 

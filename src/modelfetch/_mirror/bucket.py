@@ -14,10 +14,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .._core.errors import AuthenticationError, FetchError, InvalidRequestError, SourceUnavailableError
+from .._core.errors import (
+    AuthenticationError,
+    FetchError,
+    IntegrityError,
+    InvalidRequestError,
+    SourceUnavailableError,
+)
+from .._hubapi.spec import content_hasher
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
@@ -222,29 +228,32 @@ class Bucket:
             sink(offset, view)
             offset += len(view)
 
-    def upload(self, key: str, path: Path, *, part_size: int, on_chunk: Callable[[int], None]) -> None:
-        """Store the file at `path` under `key`; never visible half-written.
+    def upload(
+        self,
+        key: str,
+        file: BinaryIO,
+        *,
+        size: int,
+        etag: str,
+        part_size: int,
+        on_chunk: Callable[[int], None],
+    ) -> None:
+        """Store `size` bytes read from `file` under `key`; never visible half-written or unverified.
 
-        Files up to `part_size` go in one conditional-create PUT; larger ones as a multipart
-        upload, which the store makes visible only when it completes (a writer killed midway
-        leaves nothing readable). `on_chunk(n)` runs in this thread after each chunk and may
-        raise (cancellation) to abort the upload.
+        What is read is hashed as it is sent and must match `etag` (sha256 or git sha1):
+        otherwise `IntegrityError` and nothing is stored. Files up to `part_size` go in one
+        conditional-create PUT after the check; larger ones as a multipart upload whose last
+        part is only handed over once the hash matched, so a mismatch (or a writer killed
+        midway) aborts it and leaves nothing readable. `on_chunk(n)` runs in this thread after
+        each chunk and may raise (cancellation) to abort the upload.
         """
+        chunks = _verified_chunks(file, size, etag, part_size, on_chunk)
         try:
-            size = path.stat().st_size
             if size <= part_size:
-                data = path.read_bytes()
-                on_chunk(len(data))
+                data = b"".join(chunks)
                 self._ob.put(self.store, key, data, mode="create", use_multipart=False)
                 return
-            self._ob.put(
-                self.store,
-                key,
-                _chunks(path, part_size, on_chunk),
-                use_multipart=True,
-                chunk_size=part_size,
-                max_concurrency=4,
-            )
+            self._ob.put(self.store, key, chunks, use_multipart=True, chunk_size=part_size, max_concurrency=4)
         except self._exc.AlreadyExistsError:
             return
         except self._errors as exc:
@@ -253,8 +262,29 @@ class Bucket:
             raise self._unavailable("uploading", key, exc) from None
 
 
-def _chunks(path: Path, size: int, on_chunk: Callable[[int], None]) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        while block := f.read(size):
-            on_chunk(len(block))
-            yield block
+def _verified_chunks(
+    file: BinaryIO, size: int, etag: str, part_size: int, on_chunk: Callable[[int], None]
+) -> Iterator[bytes]:
+    """`size` bytes of `file` in `part_size` blocks, hashed; the last one only if all match `etag`."""
+    hasher = content_hasher(etag, size)
+    left = size
+    pending = b""
+    while left > 0:
+        block = file.read(min(part_size, left))
+        if not block:
+            break
+        left -= len(block)
+        if hasher is not None:
+            hasher.update(block)
+        on_chunk(len(block))
+        if pending:
+            yield pending
+        pending = block
+    digest = hasher.hexdigest() if hasher is not None else etag
+    if left or file.read(1) or digest != etag:
+        raise IntegrityError(
+            f"the local blob {etag[:16]}... is not the {size} bytes its name promises; nothing was "
+            "uploaded. Run `modelfetch cache verify` on the repo and fetch it again."
+        )
+    if pending:
+        yield pending

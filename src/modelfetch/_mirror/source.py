@@ -107,15 +107,18 @@ class MirrorSource(AsyncResource):
         self.bucket = bucket
         self._access = BucketAccess(bucket, self.options.retry_after, clock)
         self._manifests = Manifests(self._access)
+        self._store = BlobStore(self.settings.hub_cache, self.settings.lock_timeout)
         self._write_back = WriteBack(
-            self._access, enabled=self.options.write_back, part_size=self.options.part_size
+            self._access,
+            self._store.layout,
+            enabled=self.options.write_back,
+            part_size=self.options.part_size,
         )
         if upstream is None:
             from .._default import hub_source  # noqa: PLC0415 - the top layer picks the default
 
             upstream = hub_source(settings=self.settings)
         self.upstream: ModelAssetSource = upstream
-        self._store = BlobStore(self.settings.hub_cache, self.settings.lock_timeout)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._clock = clock  # wall clock: claims are compared across nodes
         self._sleep = sleep
@@ -254,14 +257,14 @@ class MirrorSource(AsyncResource):
             if landed is not None:
                 return landed
             got = await self._from_upstream(ref, commit, progress)
-            await self._write_back.blob(ref, commit, entry, got.path)
+            await self._write_back.blob(ref, commit, entry)
         return got
 
     async def _fetch_and_replace(
         self, ref: AssetRef, commit: str, entry: RepoFile, progress: ProgressCallback | None
     ) -> ResolvedAsset:
         got = await self._from_upstream(ref, commit, progress)
-        await self._write_back.replace_corrupt(ref, commit, entry, got.path)
+        await self._write_back.replace_corrupt(ref, commit, entry)
         return got
 
     # ---- pre-seeding -------------------------------------------------------------------

@@ -8,16 +8,19 @@ failure is raised as a `FetchError`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
 
+from .._core.errors import IntegrityError
 from .._core.globs import filter_paths
 from .._core.types import AssetRef, RepoFile, RepoListing, RepoRef
 from .._hubapi.errmap import ErrorContext, to_fetch_error
 from .._hubapi.spec import safe_blob_name
+from .._store.anchored import open_regular, unsafe
+from .._store.layout import CacheLayout
 from .access import BucketAccess
 from .bucket import BucketUnavailableError
 from .bucket import to_fetch_error as bucket_error
@@ -32,18 +35,20 @@ log = logging.getLogger("modelfetch.mirror")
 class WriteBack:
     """Uploads to the bucket of one mirror (counted in its `MirrorStats`)."""
 
-    def __init__(self, access: BucketAccess, *, enabled: bool, part_size: int) -> None:
+    def __init__(self, access: BucketAccess, layout: CacheLayout, *, enabled: bool, part_size: int) -> None:
         self._access = access
+        self._layout = layout
         self._bucket = access.bucket
         self.enabled = enabled
         self._part_size = part_size
 
-    async def blob(
-        self, ref: AssetRef, commit: str, entry: RepoFile, path: Path, *, strict: bool = False
-    ) -> None:
-        """Upload the blob at `path` (unless the bucket has it) and its manifest entry.
+    async def blob(self, ref: AssetRef, commit: str, entry: RepoFile, *, strict: bool = False) -> None:
+        """Upload the cached blob of `entry` (unless the bucket has it) and its manifest entry.
 
-        Skipped when write-back is off, unless `strict` (a push, which also raises failures).
+        The blob is read from the cache's `blobs/<etag>` without following any link planted
+        there, only if it is a regular file, and hashed as it is sent: what does not match its
+        etag is not uploaded (`IntegrityError`). Skipped when write-back is off, unless
+        `strict` (a push, which also raises failures).
         """
         if not self.enabled and not strict:
             return
@@ -56,13 +61,29 @@ class WriteBack:
         def upload() -> bool:
             uploaded = not self._bucket.exists(blob_key(entry.etag))
             if uploaded:
-                self._bucket.upload(blob_key(entry.etag), path, part_size=self._part_size, on_chunk=count)
+                self._upload_blob(ref, entry, count)
             self._bucket.create(entry_key(ref, commit, entry.path), encode_entry(entry))
             return uploaded
 
         if await self.run(upload, strict=strict):  # counters change on the loop thread only
             self._access.counts["uploads"] += 1
             self._access.counts["upload_bytes"] += sent[0]
+
+    def _upload_blob(self, ref: AssetRef, entry: RepoFile, count: Callable[[int], None]) -> None:
+        blob = self._layout.blob(ref, entry.etag)
+        fd = open_regular(self._layout.root, blob)
+        if fd is None:
+            raise unsafe(blob, "is missing, or is not a regular file reached without links")
+        with open(fd, "rb") as f:
+            size = os.fstat(fd).st_size
+            self._bucket.upload(
+                blob_key(entry.etag),
+                f,
+                size=size,
+                etag=entry.etag,
+                part_size=self._part_size,
+                on_chunk=count,
+            )
 
     async def listing(self, listing: RepoListing) -> None:
         """Upload the manifest of `listing` (when every file has a content id)."""
@@ -71,11 +92,11 @@ class WriteBack:
                 self._bucket.create, listing_key(listing.repo, listing.commit), encode_listing(listing)
             )
 
-    async def replace_corrupt(self, ref: AssetRef, commit: str, entry: RepoFile, path: Path) -> None:
-        """Overwrite a blob that failed verification in the bucket with the good one at `path`."""
+    async def replace_corrupt(self, ref: AssetRef, commit: str, entry: RepoFile) -> None:
+        """Overwrite a blob that failed verification in the bucket with the good one in the cache."""
         if self.enabled:
             await self.run(self._bucket.delete, blob_key(entry.etag))
-            await self.blob(ref, commit, entry, path)
+            await self.blob(ref, commit, entry)
 
     async def run(self, func: Callable[..., Any], *args: Any, strict: bool = False) -> Any:
         """`func(*args)` in a worker thread; its result, or None after a logged, counted failure.
@@ -84,7 +105,7 @@ class WriteBack:
         """
         try:
             return await self._access.run(func, *args)
-        except (BucketUnavailableError, OSError) as exc:
+        except (BucketUnavailableError, IntegrityError, OSError) as exc:
             if strict:
                 raise
             self._access.counts["upload_failures"] += 1
@@ -118,7 +139,7 @@ async def push(
         for path in filter_paths(by_path, include, exclude):
             got = await mirror.resolve(pinned.asset(path))
             if safe_blob_name(by_path[path].etag):
-                await writer.blob(got.ref, listing.commit, by_path[path], got.path, strict=True)
+                await writer.blob(got.ref, listing.commit, by_path[path], strict=True)
         if all(safe_blob_name(f.etag) for f in listing.files):  # the manifest, after the content
             await writer.run(
                 mirror.bucket.create,
