@@ -2,52 +2,117 @@
 
 Each file lands at `local_dir/<path in the repo>` (written to a temporary name, then
 renamed: a reader never sees half a file), and huggingface_hub's bookkeeping
-(`.cache/huggingface/download/<path>.metadata`: commit, etag, time) is written after it,
-so `hf_hub_download(..., local_dir=...)` recognises the file and we recognise its. A file
-already there with matching metadata is not copied again. Blocking: call from a worker
-thread.
+(`.cache/huggingface/download/<path>.metadata`: commit, etag, time, under its `.lock`) is
+written after it, so `hf_hub_download(..., local_dir=...)` recognises the file and we
+recognise its. A file already there with matching metadata is not copied again.
+
+Nothing is written through a link inside `local_dir` that we did not create (the folder
+itself may be a link: the caller named it): folders are walked with `anchored`, and the
+metadata is written by us, because huggingface_hub's writer opens whatever a planted
+link at its name points to. Blocking: call from a worker thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
+import time
 import uuid
 from pathlib import Path
 
 from ._core.errors import StorageError
+from ._store.anchored import NONBLOCK, open_folder, parent_folder
+from ._store.layout import replace_file, write_new
+from ._store.locks import NoFollowLock
+
+_META = (".cache", "huggingface")
+_CACHEDIR_TAG = (  # huggingface_hub's, so backup tools skip the folder
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by huggingface_hub.\n"
+    "# For information about cache directory tags, see:\n"
+    "#\thttps://bford.info/cachedir/\n"
+)
+_LOCK_WAIT = 60.0
 
 
 def place(local_dir: Path, filename: str, cached: Path, commit: str, etag: str | None) -> Path:
     """Copy `cached` (a file of the cache) to `local_dir/filename`; its path there."""
-    from huggingface_hub._local_folder import (  # noqa: PLC0415 - huggingface_hub reads HF_* at import
-        get_local_download_paths,
-        read_download_metadata,
-        write_download_metadata,
-    )
-
+    target = local_dir.joinpath(*filename.split("/"))
+    meta = local_dir.joinpath(*_META, "download", *f"{filename}.metadata".split("/"))
     try:
-        paths = get_local_download_paths(local_dir, filename)
-        target = Path(paths.file_path)
-        known = read_download_metadata(local_dir, filename)
-        if (
-            known is not None
-            and known.commit_hash == commit
-            and (etag is None or known.etag == etag)
-            and target.is_file()
-            and target.stat().st_size == cached.stat().st_size
-        ):
-            return target
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.modelfetch.incomplete")
+        _bookkeeping_folder(local_dir)
+        lock = NoFollowLock(local_dir, meta.with_suffix(".lock"))
+        lock.acquire(_LOCK_WAIT)
         try:
-            shutil.copyfile(cached, temporary)
-            os.replace(temporary, target)
+            if not _up_to_date(local_dir, target, meta, commit, etag, cached):
+                _copy_in(local_dir, cached, target)
+                _write_metadata(local_dir, meta, f"{commit}\n{etag or ''}\n{time.time()}\n")
         finally:
-            temporary.unlink(missing_ok=True)
-        write_download_metadata(local_dir, filename, commit, etag or "")
+            lock.release()
     except OSError as exc:
         raise StorageError(
             f"Copying {filename} into {local_dir}: {exc.strerror or exc}; check that the folder is "
-            "writable and has room."
+            "writable and has room, and that nothing in it is a link you did not make."
         ) from exc
     return target
+
+
+def _bookkeeping_folder(local_dir: Path) -> None:
+    """`.cache/huggingface` with huggingface_hub's `.gitignore` and `CACHEDIR.TAG` (made once)."""
+    with open_folder(local_dir, _META, create=True) as folder:
+        for name, text in ((".gitignore", "*"), ("CACHEDIR.TAG", _CACHEDIR_TAG)):
+            with contextlib.suppress(FileExistsError):
+                write_new(folder, name, text.encode())
+
+
+def _up_to_date(
+    local_dir: Path, target: Path, meta: Path, commit: str, etag: str | None, cached: Path
+) -> bool:
+    """Whether `target` is already this file: metadata says so and the file is unchanged since."""
+    try:
+        with parent_folder(local_dir, meta, create=False) as (folder, name):
+            data = folder.read_small(name, 4096)
+        with parent_folder(local_dir, target, create=False) as (folder, name):
+            st = folder.lstat(name)
+    except (FileNotFoundError, NotADirectoryError, StorageError):
+        return False
+    lines = (data or b"").decode("utf-8", "replace").splitlines()
+    if len(lines) < 3 or st is None or not stat.S_ISREG(st.st_mode):
+        return False
+    try:
+        stamp = float(lines[2])
+    except ValueError:
+        return False
+    return (
+        lines[0] == commit
+        and (etag is None or lines[1] == etag)
+        and st.st_size == os.stat(cached).st_size
+        and st.st_mtime - 1 <= stamp  # huggingface_hub's own test: not modified since
+    )
+
+
+def _copy_in(local_dir: Path, cached: Path, target: Path) -> None:
+    """Copy `cached` to `target` through a fresh temporary name and a rename."""
+    source = os.open(cached, os.O_RDONLY | NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(source).st_mode):
+            raise StorageError(f"{cached} is not a regular file; it was not copied.")
+        os.set_blocking(source, True)
+        with parent_folder(local_dir, target, create=True) as (folder, name):
+            tmp = f".{name}.{uuid.uuid4().hex}.modelfetch.incomplete"
+            try:
+                fd = folder.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                with open(fd, "wb") as dst, open(source, "rb", closefd=False) as src:
+                    shutil.copyfileobj(src, dst, 1024 * 1024)
+                folder.replace(tmp, name)
+            finally:
+                folder.unlink(tmp)
+    finally:
+        os.close(source)
+
+
+def _write_metadata(local_dir: Path, meta: Path, text: str) -> None:
+    with parent_folder(local_dir, meta, create=True) as (folder, name):
+        replace_file(folder, name, text.encode())
