@@ -165,13 +165,14 @@ async def fetch_many(
     failure; files already fetched stay valid in the cache. With `sizes` (from the
     listing), progress events also carry snapshot-wide totals.
     """
-    limiter = anyio.CapacityLimiter(max_workers)
     paths: dict[str, Path] = {}
     errors: dict[str, FetchError] = {}
     totals = SnapshotProgress(progress, {n: sizes.get(n, 0) for n in names}) if progress and sizes else None
 
-    async def one(name: str) -> None:
-        async with limiter:
+    pending = iter(names)  # shared: each worker takes the next name when it is free
+
+    async def worker() -> None:
+        for name in pending:
             try:
                 paths[name] = (await src.resolve(pinned.asset(name), progress=totals or progress)).path
                 if totals is not None:
@@ -179,10 +180,11 @@ async def fetch_many(
             except FetchError as exc:
                 errors[name] = exc
                 tg.cancel_scope.cancel()
+                return
 
-    async with anyio.create_task_group() as tg:
-        for name in names:
-            tg.start_soon(one, name)
+    async with anyio.create_task_group() as tg:  # max_workers tasks, not one per file
+        for _ in range(min(max_workers, len(names))):
+            tg.start_soon(worker)
     if errors:
         lines = "; ".join(f"{p}: {e}" for p, e in sorted(errors.items()))
         raise SnapshotError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,15 +12,20 @@ import anyio
 import anyio.to_thread
 
 from ._api import fetch_many, pick_source
-from ._core.errors import AssetNotFoundError, IntegrityError, InvalidRequestError
+from ._core.errors import AssetNotFoundError, IntegrityError, InvalidRequestError, SnapshotError
 from ._core.force import forcing
 from ._core.progress import ProgressCallback
 from ._core.protocol import ModelAssetSource
 from ._core.types import DEFAULT_REVISION, RepoRef
-from ._core.validate import RepoType, check_flag, check_positive_int
+from ._core.validate import RepoType, check_flag, check_positive_int, filename_problem
+from ._store.anchored import NONBLOCK
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
+MAX_INDEX_BYTES = 32 * 1024 * 1024
+"""The largest index read. Real ones are a few hundred KB (a 671B mixture of experts: ~9 MB)."""
+MAX_SHARDS = 10_000
+"""The most shards an index may name (real ones: up to a few hundred)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +85,9 @@ async def fetch_safetensors(
     Raises:
         AssetNotFoundError: the repo has neither an index nor `model.safetensors`.
         IntegrityError: the index is not valid JSON with a `weight_map`.
+        SnapshotError: the index is over `MAX_INDEX_BYTES` or names more than `MAX_SHARDS`
+            shards, a shard that is not a string or a valid name, or one the commit lacks
+            (checked against the listing before anything is fetched).
         FetchError: any other failure, as `fetch`.
 
     Example:
@@ -108,9 +118,12 @@ async def _fetch_weights(
     prefix = f"{subfolder.strip('/')}/" if subfolder.strip("/") else ""
     pinned = RepoRef(repo_id, listing.commit, repo_type)
     config = next((c for c in (f"{prefix}config.json", "config.json") if c in names), None)
+    sizes = {f.path: f.size for f in listing.files}
     if prefix + INDEX in names:
+        _check_index_size(pinned, prefix + INDEX, sizes[prefix + INDEX])
         index_path = (await src.resolve(pinned.asset(prefix + INDEX), progress=progress)).path
-        shard_names = [prefix + s for s in await anyio.to_thread.run_sync(_shards_in_index, index_path)]
+        listed = await anyio.to_thread.run_sync(_shards_in_index, index_path)
+        shard_names = _check_shards(pinned, [prefix + s for s in listed], names)
     elif prefix + SINGLE in names:
         index_path, shard_names = None, [prefix + SINGLE]
     else:
@@ -119,7 +132,6 @@ async def _fetch_weights(
             "exists; check repo_id, revision and subfolder."
         )
     wanted = ([config] if config else []) + shard_names
-    sizes = {f.path: f.size for f in listing.files}
     paths = await fetch_many(src, pinned, wanted, max_workers=max_workers, progress=progress, sizes=sizes)
     shards = tuple(paths[name] for name in shard_names)
     folder = paths[shard_names[0]]
@@ -128,12 +140,55 @@ async def _fetch_weights(
     return SafetensorsModel(listing.commit, folder, paths[config] if config else None, index_path, shards)
 
 
+def _check_index_size(pinned: RepoRef, name: str, size: int) -> None:
+    if size > MAX_INDEX_BYTES:
+        raise SnapshotError(
+            f"Fetching the safetensors weights of {pinned}: {name} is {size} bytes, over the "
+            f"{MAX_INDEX_BYTES} bytes an index may have; it was not read. Is this the right repo?"
+        )
+
+
+def _check_shards(pinned: RepoRef, shards: list[str], listed: set[str]) -> list[str]:
+    """`shards` if each is a valid name that the commit's listing has; `SnapshotError` otherwise."""
+    what = f"Fetching the safetensors weights of {pinned}"
+    if len(shards) > MAX_SHARDS:
+        raise SnapshotError(f"{what}: the index names {len(shards)} shards, over the limit of {MAX_SHARDS}.")
+    for name in shards:
+        problem = filename_problem(name)
+        if problem:
+            raise SnapshotError(
+                f"{what}: the index names the shard {name[:200]!r}, which is not valid: {problem}."
+            )
+    missing = [name for name in shards if name not in listed]
+    if missing:
+        shown = ", ".join(repr(m[:200]) for m in missing[:5])
+        raise SnapshotError(
+            f"{what}: the index names {len(missing)} shard(s) the commit does not have ({shown}"
+            f"{', ...' if len(missing) > 5 else ''}); nothing was fetched. The repo is inconsistent."
+        )
+    return shards
+
+
 def _shards_in_index(index: Path) -> list[str]:
+    """The shard names of an index, in first-named order (blocking: a worker thread)."""
+    fd = os.open(index, os.O_RDONLY | NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IntegrityError(f"{index.name} is not a regular file.")
+        os.set_blocking(fd, True)
+        raw = f.read(MAX_INDEX_BYTES + 1)
+    if len(raw) > MAX_INDEX_BYTES:
+        raise SnapshotError(f"{index.name} is over the {MAX_INDEX_BYTES} bytes an index may have; not read.")
     try:
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        ordered = list(dict.fromkeys(str(v) for v in weight_map.values()))
+        weight_map = json.loads(raw)["weight_map"]
+        values = list(weight_map.values())
+    except RecursionError:
+        raise SnapshotError(f"{index.name} is nested too deeply to be a safetensors index.") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError(f"{index.name} is not a valid safetensors index ({exc}).") from exc
+    if not all(isinstance(v, str) for v in values):
+        raise SnapshotError(f"{index.name}: every weight_map value must be a shard file name (a string).")
+    ordered = list(dict.fromkeys(values))
     if not ordered:
         raise IntegrityError(f"{index.name} lists no shards.")
     return ordered
