@@ -38,6 +38,8 @@ class Answer:
     chunks: Iterator[bytes] | None = None  # sent one after another instead of `body`
     trickle: float = 0.0  # seconds between body bytes (a slow-loris body)
     hang: bool = False  # read the request, then send nothing until the server stops
+    header_trickle: float = 0.0  # after the status line, one more header line this often, forever
+    continues: float = 0.0  # a `100 Continue` this often, forever, before any final answer
 
 
 Script = Callable[[Request], Answer]
@@ -81,6 +83,9 @@ class _Handler(socketserver.StreamRequestHandler):
         if answer.hang:
             stop.wait()
             return
+        if answer.continues or answer.header_trickle:
+            self._never_ending_head(answer)
+            return
         head = [f"HTTP/1.1 {answer.status} X"]
         sends_length = any(k.lower() == "content-length" for k in answer.headers)
         head += [f"{k}: {v}" for k, v in answer.headers.items()]
@@ -104,6 +109,22 @@ class _Handler(socketserver.StreamRequestHandler):
                     self.wfile.flush()
             else:
                 self.wfile.write(answer.body)
+        except OSError:
+            return
+
+    def _never_ending_head(self, answer: Answer) -> None:
+        """`100 Continue` after `100 Continue`, or a status line then header after header."""
+        stop, number = self.server.stopping, 0
+        if answer.header_trickle:
+            self.wfile.write(f"HTTP/1.1 {answer.status} X\r\n".encode("latin-1"))
+        try:
+            while not stop.wait(answer.continues or answer.header_trickle):
+                number += 1
+                line = (
+                    "HTTP/1.1 100 Continue\r\n\r\n" if answer.continues else f"X-Pad-{number}: {number}\r\n"
+                )
+                self.wfile.write(line.encode("latin-1"))
+                self.wfile.flush()
         except OSError:
             return
 

@@ -183,7 +183,7 @@ class HubClient:
         async def once() -> httpx.Response:
             http = await self._http()
             request = http.build_request(method, url, headers=self.headers_for(url))
-            response = await read_capped(await http.send(request, stream=True), MAX_API_BODY)
+            response = await read_capped(await self._send(http, request), MAX_API_BODY, self._pace())
             outcome = self.classify(response, what)
             if outcome.kind == "retry":
                 raise Retry(f"HTTP {response.status_code}", _error(outcome), outcome.retry_after)
@@ -192,6 +192,27 @@ class HubClient:
             return response
 
         return await self.retrying(what, once)
+
+    async def _send(self, http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+        """Send `request`; its status line and headers must all arrive within the read timeout.
+
+        httpx's read timeout is per read, so a server trickling one header line (or one
+        `100 Continue`) at a time would never time out: the whole header section is bounded.
+        """
+        bound = self.settings.download_timeout
+        try:
+            with anyio.fail_after(bound):
+                return await http.send(request, stream=True)
+        except TimeoutError:
+            slow = SourceUnavailableError(
+                f"{request.method} {request.url.copy_with(query=None)}: the server did not finish "
+                f"sending its headers within {bound:g} s (HF_HUB_DOWNLOAD_TIMEOUT)."
+            )
+            raise Retry("headers too slow", slow) from None
+
+    def _pace(self) -> LowSpeed:
+        """The low-speed limit for one body, API answers included."""
+        return LowSpeed(self.settings.low_speed_limit, self.settings.low_speed_time)
 
     def classify(self, response: httpx.Response, what: AssetRef | RepoRef) -> Outcome:
         """What `response` means (`_hubproto.classify`, with this client's token state)."""
@@ -287,7 +308,7 @@ class HubClient:
     async def send_streaming(self, url: str, headers: dict[str, str]) -> httpx.Response:
         """Send a GET and return the response with its body not yet read."""
         http = await self._http()
-        return await http.send(http.build_request("GET", url, headers=headers), stream=True)
+        return await self._send(http, http.build_request("GET", url, headers=headers))
 
 
 class BodyStream:
@@ -349,11 +370,11 @@ def _error(outcome: Outcome) -> FetchError:
     return outcome.error
 
 
-async def read_capped(response: httpx.Response, cap: int) -> httpx.Response:
-    """A streamed small (metadata or API) answer, read whole; more than `cap` bytes is refused."""
+async def read_capped(response: httpx.Response, cap: int, pace: LowSpeed) -> httpx.Response:
+    """A streamed small (metadata or API) answer, read whole at `pace`; over `cap` bytes is refused."""
     body = bytearray()
     try:
-        async with aclosing(body_chunks(response, None, LowSpeed(0, 1.0))) as chunks:
+        async with aclosing(body_chunks(response, None, pace)) as chunks:
             async for chunk in chunks:
                 body += chunk
                 if len(body) > cap:

@@ -18,6 +18,7 @@ Both leave the request path as respx sees it: the transport is still an
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import ssl
@@ -29,7 +30,9 @@ from http.cookiejar import Cookie, CookieJar
 import httpcore
 import httpx
 
+from .._core.proxies import ProxyRules
 from .._core.service import running_backend
+from .proxies import ProxyRouter
 
 _SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
@@ -189,8 +192,9 @@ _NO_COOKIES = _NoCookies()
 class StatelessClient(httpx.AsyncClient):
     """An `httpx.AsyncClient` that keeps no cookies and, unless given a transport, uses `LeanTransport`.
 
-    httpx reads proxies from the environment only when it builds the transport itself, so it
-    does (the proxies' own transports stay httpx's); then the direct one is swapped for ours.
+    Proxies come from the environment as `ProxyRules` reads them (CIDR blocks in `NO_PROXY`
+    included, which httpx's own reading lacks): with any proxy set, a `ProxyRouter` sits in
+    front of the direct transport. A transport passed in (a test's mock) is used as it is.
     """
 
     def __init__(
@@ -201,9 +205,16 @@ class StatelessClient(httpx.AsyncClient):
         transport: httpx.AsyncBaseTransport | None = None,
         **options: typing.Any,
     ) -> None:
-        super().__init__(verify=verify, limits=limits, transport=transport, **options)
-        if transport is None and isinstance(getattr(self, "_transport", None), httpx.AsyncHTTPTransport):
-            self._transport = LeanTransport(verify=verify, limits=limits)
+        if transport is None:
+            transport = LeanTransport(verify=verify, limits=limits)
+            rules = ProxyRules.from_env(os.environ)
+            if rules.proxies:
+                transport = ProxyRouter(
+                    transport,
+                    rules,
+                    lambda proxy: httpx.AsyncHTTPTransport(proxy=proxy, verify=verify, limits=limits),
+                )
+        super().__init__(verify=verify, limits=limits, transport=transport, trust_env=False, **options)
 
     @property
     def cookies(self) -> httpx.Cookies:

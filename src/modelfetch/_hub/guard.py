@@ -8,6 +8,10 @@ with no `CallGuard` in its context — the user's own huggingface_hub calls) the
 Inside one they:
 
 - stop the call at the next request once its caller has gone (`Abandoned`);
+- bound each answer's status line and headers by the read timeout as a whole: httpx2's
+  read timeout is per read, so one header line (or one `100 Continue`) every few seconds
+  would never end. The socket reads of the client's pool check the deadline the request
+  hook sets (`headerclock`), and time out when it has passed;
 - withhold the token from any origin but the endpoint's (pagination links, redirects);
 - refuse a request huggingface_hub repeats (its own retry, or a listing page that links
   back to itself) and end the call on an answer worth retrying (408, 429, 5xx), so that
@@ -25,6 +29,7 @@ Inside one they:
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -36,11 +41,13 @@ import httpx2
 from huggingface_hub.utils import _http as hf_http
 
 from .._core.errors import SourceUnavailableError
+from .._core.proxies import ProxyRules
 from .._core.speed import LowSpeed
 from .._core.validate import is_commit
 from .._hubapi.spec import RETRYABLE_STATUS, normalize_etag, parse_retry_after, same_origin
 from .._store.layout import ensure_room
 from .bodyhash import BodyHash, BodyStream
+from .headerclock import bound_headers, bound_headers_of
 
 MAX_PAGES = 10_000
 MAX_API_BODY = 32 * 1024 * 1024
@@ -78,6 +85,8 @@ class CallGuard:
     announced: int | None = None
     hash_body: bool = False  # hash the file's body as it streams by (HubSource's verification)
     body: BodyHash | None = None
+    header_timeout: float | None = None  # the bound on one answer's status line and headers
+    headers_due: float | None = None  # (monotonic) when the answer being awaited is late
 
     def check_abandoned(self) -> None:
         """Raise `Abandoned` once the caller has gone."""
@@ -113,6 +122,8 @@ def on_request(request: httpx2.Request) -> None:
     if guard is None:
         return
     guard.check_abandoned()
+    if guard.header_timeout is not None:
+        guard.headers_due = time.monotonic() + guard.header_timeout
     url = str(request.url)
     if not same_origin(url, guard.endpoint):
         request.headers.pop("authorization", None)
@@ -134,6 +145,7 @@ def on_response(response: httpx2.Response) -> None:
     guard = _GUARD.get()
     if guard is None:
         return
+    guard.headers_due = None
     headers = response.headers
     if response.status_code in RETRYABLE_STATUS:
         raise Transient(
@@ -245,7 +257,40 @@ def _hook(client: httpx2.Client) -> httpx2.Client:
             "request": [*hooks["request"], on_request],
             "response": [*hooks["response"], on_response],
         }
+        _route_proxies(client)
+        bound_headers(client, _headers_due)
     return client
+
+
+def _headers_due() -> float | None:
+    guard = _GUARD.get()
+    return guard.headers_due if guard is not None else None
+
+
+def _route_proxies(client: httpx2.Client) -> None:
+    """Inside our calls, pick each request's proxy by `ProxyRules` (CIDR in `NO_PROXY` honoured).
+
+    httpx2, like httpx, cannot express a CIDR block as a mount pattern, so during a guarded
+    call the client's choice of transport is ours; outside one (the user's own calls) it is
+    httpx2's as before. Relies on httpx2's private `_transport_for_url` and `_transport`; if
+    a future httpx2 renames them, the test of `NO_PROXY=127.0.0.0/8` for `HubSource` fails.
+    """
+    choose = getattr(client, "_transport_for_url", None)
+    if choose is None:
+        return
+    proxied: dict[str, httpx2.BaseTransport] = {}
+
+    def transport_for_url(url: httpx2.URL) -> httpx2.BaseTransport:
+        if _GUARD.get() is None:
+            return choose(url)  # type: ignore[no-any-return]
+        proxy = ProxyRules.from_env(os.environ).proxy_for(str(url))  # now: the session outlives env changes
+        if proxy is None:
+            return client._transport
+        if proxy not in proxied:
+            proxied[proxy] = bound_headers_of(httpx2.HTTPTransport(proxy=proxy), _headers_due)
+        return proxied[proxy]
+
+    client._transport_for_url = transport_for_url  # type: ignore[method-assign]
 
 
 def install() -> None:
