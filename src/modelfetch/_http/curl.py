@@ -26,6 +26,7 @@ import anyio.to_thread
 import pycurl
 
 from .._core.progress import ProgressCallback, ProgressKind
+from .._core.proxies import ProxyRules
 from .._core.speed import LowSpeed
 from .._core.types import AssetRef
 from .._hubapi.spec import FileMetadata
@@ -78,10 +79,12 @@ class CurlTransfer:
 
         async def attempt() -> None:
             size = meta.size
+            report.done = await anyio.to_thread.run_sync(partial.attempt_start, limiter=self._limiter)
             parallel = (
                 size is not None
                 and not self.ranges_ignored
                 and alone
+                and partial.resumable
                 and size - partial.watermark >= self.options.parallel_threshold
             )
             job = Job(
@@ -175,19 +178,15 @@ async def _follow_progress(job: Job, report: Progress) -> None:
 class _Environment:
     """Proxies and CA bundles from the environment, read once per source (as httpx does)."""
 
-    proxies: dict[str, str]
-    no_proxy: str | None
+    proxies: ProxyRules
     ca_file: str | None
     ca_dir: str | None
 
     def options_for(self, url: str) -> list[tuple[int, Any]]:
         """The libcurl options for a request to `url`."""
         options: list[tuple[int, Any]] = []
-        scheme = url.split(":", 1)[0].lower()
-        proxy = self.proxies.get(scheme) or self.proxies.get("all")
-        options.append((pycurl.PROXY, proxy or ""))  # "" : no proxy, whatever libcurl would read
-        if self.no_proxy:
-            options.append((pycurl.NOPROXY, self.no_proxy))
+        # The proxy is decided as on every other path; "" means none, whatever libcurl would read.
+        options.append((pycurl.PROXY, self.proxies.proxy_for(url) or ""))
         if self.ca_file:
             options.append((pycurl.CAINFO, self.ca_file))
         if self.ca_dir:
@@ -197,25 +196,8 @@ class _Environment:
 
 def _environment(env: dict[str, str] | None = None) -> _Environment:
     env = dict(os.environ) if env is None else env
-
-    def get(*names: str) -> str | None:
-        for name in names:
-            value = env.get(name) or env.get(name.lower())
-            if value:
-                return value
-        return None
-
-    proxies = {
-        scheme: value
-        for scheme, value in (
-            ("http", get("HTTP_PROXY")),
-            ("https", get("HTTPS_PROXY")),
-            ("all", get("ALL_PROXY")),
-        )
-        if value
-    }
     ca_file, ca_dir = ca_locations(env)  # the same CAs as the httpx client
-    return _Environment(proxies, get("NO_PROXY"), ca_file, ca_dir)
+    return _Environment(ProxyRules.from_env(env), ca_file, ca_dir)
 
 
 def _user_agent() -> str:

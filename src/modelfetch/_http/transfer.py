@@ -234,10 +234,16 @@ class Transfer:
     async def _fetch_body(
         self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, report: Progress, alone: bool
     ) -> None:
-        start, size = partial.watermark, meta.size
+        start, size = await self._thread(partial.attempt_start), meta.size
+        report.done = start
         if size is not None and start >= size:
             return
-        parallel = alone and size is not None and size - start >= self._options.parallel_threshold
+        parallel = (
+            alone
+            and partial.resumable
+            and size is not None
+            and size - start >= self._options.parallel_threshold
+        )
         first_last = (
             min(start + self._options.chunk_size, size) - 1 if parallel and size is not None else None
         )
