@@ -71,6 +71,15 @@ def test_invalid_filenames_fail(filename: str) -> None:
         AssetRef("org/model", filename)
 
 
+@pytest.mark.parametrize("char", ["\x1b", "\x7f", "\x85", "\x9b", "\x9d", "\u202e", "\u2066", "\u200f"])
+def test_names_with_c1_or_bidi_controls_are_refused_like_c0_ones(char: str) -> None:
+    """CSI, OSC, NEL, DEL and the bidi overrides in a filename or revision: refused, as ESC is."""
+    with pytest.raises(InvalidRequestError, match="control character"):
+        AssetRef("org/model", f"config{char}.json")
+    with pytest.raises(InvalidRequestError, match="control character"):
+        RepoRef("org/model", f"main{char}")
+
+
 @pytest.mark.parametrize("revision", ["main", "v1.0", "refs/pr/1", "a" * 40, "release-2024.01"])
 def test_valid_revisions_pass(revision: str) -> None:
     """Branches, tags, PR refs and commit ids are accepted."""

@@ -31,6 +31,7 @@ from .._core.errors import FetchError, InvalidRequestError
 from .._core.force import forcing
 from .._core.progress import ProgressCallback
 from .._core.settings import Settings
+from .._core.text import printable
 from .._core.types import DEFAULT_REVISION, RepoRef
 from .._default import BACKENDS, DEFAULT_BACKEND, build_default_source, hub_source
 from .._version import __version__
@@ -255,9 +256,9 @@ def _print_plan(args: argparse.Namespace, commit: str, planned: list[Planned]) -
         files = [{"file": p.name, "size": p.size, "cached": p.cached} for p in planned]
         print(json.dumps({"repo": args.repo, "commit": commit, "files": files}, indent=2))
         return
-    width = max(len(p.name) for p in planned)
+    width = max(len(printable(p.name)) for p in planned)
     for p in planned:
-        print(f"{p.name.ljust(width)}  {p.size:>14,}  {'cached' if p.cached else 'to fetch'}")
+        print(f"{printable(p.name).ljust(width)}  {p.size:>14,}  {'cached' if p.cached else 'to fetch'}")
     todo = [p for p in planned if not p.cached or args.force_download]
     total = sum(p.size for p in todo)
     print(f"{args.repo}@{commit[:12]}: {len(todo)} of {len(planned)} file(s) to fetch, {total:,} bytes")
@@ -280,7 +281,7 @@ def _print_results(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
         return
     for outcome in outcomes:
         if outcome.path is not None:
-            print(outcome.path)
+            print(printable(str(outcome.path)))
 
 
 _FOREIGN_LOGGERS = ("huggingface_hub", "httpx", "httpcore", "httpx2", "httpcore2", "filelock", "urllib3")
@@ -322,7 +323,7 @@ def _cache(args: argparse.Namespace) -> int:
         print(f"modelfetch: error: {_one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, InvalidRequestError) else 1
     for line in report.lines:
-        print(line)
+        print(printable(line))
     return 0 if report.ok else 1
 
 
@@ -333,23 +334,25 @@ def _cache_table(root: Path) -> str:
     from huggingface_hub import scan_cache_dir  # noqa: PLC0415 - huggingface_hub reads HF_* at import
 
     report = scan_cache_dir(root)
-    rows = [("TYPE", "REPO", "REVISIONS", "FILES", "SIZE")]
+    rows: list[tuple[str, ...]] = [("TYPE", "REPO", "REVISIONS", "FILES", "SIZE")]
     for repo in sorted(report.repos, key=lambda r: (r.repo_type, r.repo_id)):
         refs = sorted({ref for rev in repo.revisions for ref in rev.refs}) or [
             rev.commit_hash[:8] for rev in repo.revisions
         ]
-        rows.append((repo.repo_type, repo.repo_id, ",".join(refs), str(repo.nb_files), repo.size_on_disk_str))
+        cells = (repo.repo_type, repo.repo_id, ",".join(refs), str(repo.nb_files), repo.size_on_disk_str)
+        rows.append(tuple(printable(cell) for cell in cells))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
-    lines.append(f"{len(report.repos)} repos, {report.size_on_disk_str} in {root}")
-    lines += [f"warning: {w}" for w in report.warnings]
+    lines.append(f"{len(report.repos)} repos, {report.size_on_disk_str} in {printable(str(root))}")
+    lines += [f"warning: {printable(_one_line(w))}" for w in report.warnings]
     return "\n".join(lines)
 
 
 def _one_line(exc: BaseException | str) -> str:
-    return " ".join(str(exc).split())
+    """One line of text a terminal shows as it is (whatever a server put in a message)."""
+    return printable(" ".join(str(exc).split()))
 
 
 if __name__ == "__main__":  # pragma: no cover

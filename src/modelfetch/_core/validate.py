@@ -23,7 +23,8 @@ REPO_TYPES: Final = ("model", "dataset", "space")
 
 _REPO_PART = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9_])?")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, DEL, and the bidi controls that reorder what a terminal shows (U+202E...).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _MAX_PATH_CHARS: Final = 1024
 _MAX_SEGMENT_BYTES: Final = 255
 
@@ -105,7 +106,7 @@ def filename_problem(filename: object) -> str:
     if len(filename) > _MAX_PATH_CHARS:
         return f"it is longer than {_MAX_PATH_CHARS} characters"
     if _CONTROL.search(filename):
-        return "it contains a control character or NUL"
+        return "it contains a control character (C0, C1 or bidi) or NUL"
     if "\\" in filename:
         return "it contains a backslash"
     if filename.startswith("/"):
@@ -138,7 +139,7 @@ def _revision_problem(revision: object) -> str:
     if len(revision) > _MAX_SEGMENT_BYTES:
         return f"it is longer than {_MAX_SEGMENT_BYTES} characters"
     if _CONTROL.search(revision):
-        return "it contains a control character or NUL"
+        return "it contains a control character (C0, C1 or bidi) or NUL"
     if "\\" in revision or ".." in revision:
         return "it contains a backslash or '..'"
     if any(segment in ("", ".") for segment in revision.split("/")):
