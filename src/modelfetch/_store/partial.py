@@ -196,11 +196,9 @@ class PartialBlob:
         self.close()
         with (
             contextlib.suppress(FileNotFoundError),
-            parent_folder(self.root, self.path, create=False) as (
-                folder,
-                name,
-            ),
+            parent_folder(self.root, self.path, create=False) as found,
         ):
+            folder, name = found
             folder.unlink(name)
             folder.unlink(self.mark_path.name)
 
