@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from huggingface_hub.utils import close_session
 
 from modelfetch import AssetRef, ModelAssetSource, Settings
 from modelfetch._core.proxies import ProxyRules
@@ -71,8 +72,12 @@ async def test_every_source_goes_direct_where_the_environment_says_so(
             monkeypatch.setenv("NO_PROXY", "10.0.0.0/8,127.0.0.0/8")
         else:
             monkeypatch.setenv("REQUEST_METHOD", "GET")
-        async with make_source(settings_for(server.url, tmp_path, token=TOKEN)) as source:
-            got = await source.resolve(AssetRef("org/model", "w.bin"))
+        close_session()  # huggingface_hub's shared client is built again, from this environment
+        try:
+            async with make_source(settings_for(server.url, tmp_path, token=TOKEN)) as source:
+                got = await source.resolve(AssetRef("org/model", "w.bin"))
+        finally:
+            close_session()
         assert got.path.read_bytes() == DATA
         assert proxy.requests == []
         assert server.requests

@@ -28,10 +28,20 @@ MiB = 1024 * 1024
 CONFIG = b'{"model_type": "bert"}'
 WEIGHTS = os.urandom(3 * MiB)
 
+
+def _mirror(settings: Settings) -> ModelAssetSource:
+    from modelfetch import MirrorSource
+    from modelfetch._mirror.bucket import Bucket
+
+    bucket = Bucket.open("memory:///", timeout=5)
+    return MirrorSource(bucket=bucket, upstream=HttpHubSource(settings, retry=FAST), settings=settings)
+
+
 WRITERS: dict[str, Callable[[Settings], ModelAssetSource]] = {
     "small": lambda s: HttpHubSource(s, retry=FAST),
     "streamed": lambda s: HttpHubSource(s, retry=FAST, options=TransferOptions(small_file_limit=0)),
     "hub": lambda s: HubSource(s, retry=FAST),
+    "mirror": _mirror,
 }
 
 
@@ -289,3 +299,20 @@ async def test_push_refuses_a_blob_whose_bytes_do_not_match_its_name(
             await m.push(RepoRef("org/model", commit))
     with pytest.raises(FileNotFoundError):
         obstore.get(bucket.store, blob_key(got.etag))
+
+
+async def test_a_repo_folder_you_linked_yourself_fails_with_the_reason_and_the_fix(
+    fake_hub: FakeHub, shared: Shared
+) -> None:
+    """models--org--model moved to another disk and linked back: a StorageError saying why and what to do."""
+    settings = _settings(fake_hub, shared)
+    commit = fake_hub.add_files("org/model", {"config.json": CONFIG})
+    async with HttpHubSource(settings, retry=FAST) as source:
+        await source.resolve(AssetRef("org/model", "config.json", commit))
+    moved = shared.root / "bigger-disk" / "models--org--model"
+    moved.parent.mkdir()
+    _repo(shared).rename(moved)
+    _repo(shared).symlink_to(moved)
+    async with HttpHubSource(settings, retry=FAST) as source:
+        with pytest.raises(modelfetch.StorageError, match="point HF_HUB_CACHE at its new place"):
+            await source.resolve(AssetRef("org/model", "config.json"))

@@ -36,7 +36,7 @@ def _publish(layout: CacheLayout, ref: AssetRef, data: bytes, etag: str) -> Path
     blob = layout.blob(ref, etag)
     blob.parent.mkdir(parents=True)
     blob.write_bytes(data)
-    link_snapshot(layout, blob, layout.snapshot(ref, COMMIT))
+    link_snapshot(layout, ref, COMMIT, etag)
     write_ref(layout, ref, "main", COMMIT)
     return blob
 
@@ -77,6 +77,6 @@ def test_relinking_replaces_atomically(tmp_path: Path) -> None:
     _publish(layout, ref, b"A", "a" * 40)
     second = layout.blob(ref, "b" * 40)
     second.write_bytes(b"B")
-    link_snapshot(layout, second, layout.snapshot(ref, COMMIT))
+    link_snapshot(layout, ref, COMMIT, "b" * 40)
     assert layout.snapshot(ref, COMMIT).read_bytes() == b"B"
     assert [p.name for p in layout.snapshot_dir(ref, COMMIT).iterdir()] == ["a.txt"]

@@ -84,12 +84,17 @@ async def holding(
     """Keep `held` renewed (every `lease / 3` s) while the block runs; release it however it ends.
 
     The release is shielded, so a cancelled claimant still frees the claim for the others
-    at once instead of making them wait for the lease to lapse.
+    at once instead of making them wait for the lease to lapse. What the block raises comes
+    out as it was (a `FetchError`), not wrapped in the renewing task group's exception group.
     """
+    failure: Exception | None = None
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_keep_renewing, access, held, lease, clock)
-            yield
+            try:
+                yield
+            except Exception as exc:
+                failure = exc
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
@@ -97,6 +102,8 @@ async def holding(
                 await access.run(release, access.bucket, held)
             except BucketUnavailableError as exc:
                 log.warning("mirror %s: could not release the claim on %s: %s", access.url, what, exc)
+    if failure is not None:
+        raise failure
 
 
 async def _keep_renewing(

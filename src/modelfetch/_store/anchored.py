@@ -54,14 +54,27 @@ class Folder:
     """One open folder of the cache: operations on names inside it, never following links.
 
     `fd` is the folder's descriptor (None where the platform has no `dir_fd`: then names are
-    joined to `path`). `path` is for messages and for paths handed back to callers.
+    joined to `path`). `where` is its path as a string, for messages and the fallback (a
+    `Path` is built only when asked for: on the small-file path pathlib cost more than the
+    system calls).
     """
 
     fd: int | None
-    path: Path
+    root: str
+    parts: tuple[str, ...] = ()
+
+    @property
+    def where(self) -> str:
+        """The folder's path, as a string."""
+        return os.path.join(self.root, *self.parts)
+
+    @property
+    def path(self) -> Path:
+        """The folder's path."""
+        return Path(self.where)
 
     def _at(self, name: str) -> str:
-        return name if self.fd is not None else str(self.path / name)
+        return name if self.fd is not None else os.path.join(self.where, name)
 
     def open(self, name: str, flags: int, mode: int = 0o666) -> int:
         """`os.open` of `name` in this folder with `O_NOFOLLOW` added."""
@@ -139,21 +152,24 @@ class Folder:
         if self.fd is not None:
             shutil.rmtree(name, dir_fd=self.fd)
         else:
-            shutil.rmtree(self.path / name)
+            shutil.rmtree(self._at(name))
 
     def names(self) -> list[str]:
         """The names in this folder, sorted."""
-        with os.scandir(self.fd if self.fd is not None else self.path) as it:
+        with os.scandir(self.fd if self.fd is not None else self.where) as it:
             return sorted(entry.name for entry in it)
 
 
 def relative_parts(root: Path, path: PurePath) -> tuple[str, ...]:
-    """`path`'s components below `root`; `StorageError` if it is not lexically below it."""
-    try:
-        parts = PurePath(path).relative_to(root).parts
-    except ValueError:
-        raise unsafe(PurePath(path), f"is not inside the cache folder {root}") from None
-    if not parts or any(part in ("", ".", "..") for part in parts):
+    """`path`'s components below `root`; `StorageError` if it is not lexically below it.
+
+    String work, not pathlib's: it runs several times per file on the small-file path.
+    """
+    top, full = os.fspath(root).rstrip(os.sep), os.fspath(path)
+    if not full.startswith(top + os.sep):
+        raise unsafe(PurePath(path), f"is not inside the cache folder {root}")
+    parts = tuple(full[len(top) + 1 :].split(os.sep))
+    if any(part in ("", ".", "..") for part in parts):
         raise unsafe(PurePath(path), "is not a path inside the cache")
     return parts
 
@@ -166,25 +182,33 @@ def open_folder(root: Path, parts: Sequence[str], *, create: bool) -> Iterator[F
     Raises `FileNotFoundError` when a folder is missing and not `create`, and `StorageError`
     when a component is a link or not a folder.
     """
-    path = Path(root)
+    top = os.fspath(root)
     if not HAS_DIR_FD:
-        yield _checked_folder(path, parts, create=create)
+        yield _checked_folder(top, parts, create=create)
         return
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root, _OPEN_DIR)  # the root may be a link: whoever set HF_HUB_CACHE chose it
+    fd = _open_root(top, create=create)
     try:
-        for part in parts:
-            path = path / part
+        for depth, part in enumerate(parts):
             parent, fd = fd, -1  # `_step` closes the parent, whatever happens
-            fd = _step(parent, part, path, create=create)
-        yield Folder(fd, path)
+            fd = _step(parent, part, top, parts[: depth + 1], create=create)
+        yield Folder(fd, top, tuple(parts))
     finally:
         if fd >= 0:
             os.close(fd)
 
 
-def _step(parent: int, name: str, path: Path, *, create: bool) -> int:
+def _open_root(root: str, *, create: bool) -> int:
+    """The root's descriptor; the root may be a link (whoever set HF_HUB_CACHE chose it)."""
+    try:
+        return os.open(root, _OPEN_DIR)
+    except FileNotFoundError:
+        if not create:
+            raise
+    os.makedirs(root, exist_ok=True)
+    return os.open(root, _OPEN_DIR)
+
+
+def _step(parent: int, name: str, root: str, parts: Sequence[str], *, create: bool) -> int:
     """Open folder `name` below descriptor `parent` (closing `parent`), creating it if asked."""
     try:
         for attempt in (0, 1):
@@ -197,16 +221,18 @@ def _step(parent: int, name: str, path: Path, *, create: bool) -> int:
                     os.mkdir(name, 0o777, dir_fd=parent)
             except OSError as exc:
                 if exc.errno in _LINKED:
-                    raise unsafe(path) from None
+                    raise unsafe(Path(root, *parts)) from None
                 raise
         raise AssertionError("unreachable")
     finally:
         os.close(parent)
 
 
-def _checked_folder(root: Path, parts: Sequence[str], *, create: bool) -> Folder:
+def _checked_folder(root: str, parts: Sequence[str], *, create: bool) -> Folder:
     """The fallback without `dir_fd`: `lstat` each component (racy; see the module docstring)."""
-    path = root
+    path = Path(root)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     for part in parts:
         path = path / part
         try:
@@ -218,7 +244,7 @@ def _checked_folder(root: Path, parts: Sequence[str], *, create: bool) -> Folder
             st = path.lstat()
         if not stat.S_ISDIR(st.st_mode):
             raise unsafe(path)
-    return Folder(None, path)
+    return Folder(None, str(path))
 
 
 @contextlib.contextmanager
@@ -248,12 +274,12 @@ def walk_files(top: Folder) -> Iterator[tuple[str, Folder, str]]:
     (`os.fwalk`, which compares what it opened with what it listed).
     """
     if top.fd is None:
-        for dirpath, _dirs, files in os.walk(top.path):  # followlinks=False
-            rel = Path(dirpath).relative_to(top.path)
+        for dirpath, _dirs, files in os.walk(top.where):  # followlinks=False
+            rel = Path(dirpath).relative_to(top.where)
             for name in sorted(files):
-                yield (rel / name).as_posix(), Folder(None, Path(dirpath)), name
+                yield (rel / name).as_posix(), Folder(None, dirpath), name
         return
     for dirpath, _dirs, files, dirfd in os.fwalk(".", dir_fd=top.fd):
-        folder = Folder(dirfd, top.path / dirpath)
+        folder = Folder(dirfd, os.path.normpath(os.path.join(top.where, dirpath)))
         for name in sorted(files):
             yield PurePath(dirpath, name).as_posix(), folder, name

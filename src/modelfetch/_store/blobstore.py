@@ -23,7 +23,7 @@ from .layout import (
     link_snapshot,
     mark_missing,
     remove_stale_partials,
-    sweep_stale_partials,
+    sweep_leftovers,
     temp_blob_name,
     write_new,
     write_ref,
@@ -74,10 +74,11 @@ class BlobStore:
         size = self.blob_size(ref, etag)
         if size is None:
             return None
-        pointer = self.layout.snapshot(ref, commit)
         cached = find_cached(self.layout, ref, commit)
         if cached is None or cached.etag != etag:
-            link_snapshot(self.layout, self.layout.blob(ref, etag), pointer)
+            pointer = link_snapshot(self.layout, ref, commit, etag)
+        else:
+            pointer = cached.path
         return ResolvedAsset(ref, pointer, commit, size, etag, Origin.DISK)
 
     def lock(self, ref: AssetRef, name: str) -> NoFollowLock:
@@ -113,9 +114,7 @@ class BlobStore:
         """Publish a verified partial as blob `name` and link `ref`'s snapshot entry; its path."""
         partial.blob = self.layout.blob(ref, name)
         partial.publish()
-        pointer = self.layout.snapshot(ref, commit)
-        link_snapshot(self.layout, partial.blob, pointer)
-        return pointer
+        return link_snapshot(self.layout, ref, commit, name)
 
     def sweep(self, ref: AssetRef, etag: str, size: int) -> None:
         """After blob `etag` was published without our lock (huggingface_hub's download, a small
@@ -124,9 +123,11 @@ class BlobStore:
         Our own partial's name is checked for every blob; huggingface_hub's, which need a
         listing of the folder, beside big blobs only.
         """
-        sweep_stale_partials(
-            self.layout, self.layout.blob(ref, etag), self.lock(ref, etag), listing=size >= SWEEP_MIN_SIZE
-        )
+        with (
+            contextlib.suppress(FileNotFoundError, NotADirectoryError),
+            parent_folder(self.layout.root, self.layout.blob(ref, etag), create=False) as (folder, name),
+        ):
+            sweep_leftovers(folder, name, self.lock(ref, etag), listing=size >= SWEEP_MIN_SIZE)
 
     def withdraw(self, ref: AssetRef, commit: str, etag: str) -> None:
         """Remove a published blob found corrupt, and `ref`'s snapshot entry pointing at it."""
@@ -165,7 +166,5 @@ class BlobStore:
                         raise  # otherwise a racing writer published the same verified bytes
                 finally:  # after a failed write (disk full) nothing is left behind
                     folder.unlink(tmp)
-        self.sweep(ref, etag, len(data))
-        pointer = self.layout.snapshot(ref, commit)
-        link_snapshot(self.layout, blob, pointer)
-        return pointer
+            sweep_leftovers(folder, name, self.lock(ref, etag), listing=len(data) >= SWEEP_MIN_SIZE)
+        return link_snapshot(self.layout, ref, commit, etag)

@@ -96,13 +96,22 @@ def blob_of_link(target: str, ups: int) -> str | None:
     return name if name and "/" not in name and name not in (".", "..") else None
 
 
+def _ref_parts(repo: RepoRef | AssetRef, revision: str) -> tuple[str, ...]:
+    return (repo_folder_name(repo.repo_id, repo.repo_type), "refs", *revision.split("/"))
+
+
+def _entry_parts(ref: AssetRef, commit: str, top: str = "snapshots") -> tuple[str, ...]:
+    return (repo_folder_name(ref.repo_id, ref.repo_type), top, commit, *ref.filename.split("/"))
+
+
 def read_ref(layout: CacheLayout, repo: RepoRef | AssetRef, revision: str) -> str | None:
     """The commit `revision` pointed to when last fetched, or None if unknown."""
     if is_commit(revision):
         return revision
+    parts = _ref_parts(repo, revision)
     try:
-        with parent_folder(layout.root, layout.ref(repo, revision), create=False) as (folder, name):
-            data = folder.read_small(name, _REF_LIMIT)
+        with open_folder(layout.root, parts[:-1], create=False) as folder:
+            data = folder.read_small(parts[-1], _REF_LIMIT)
     except (FileNotFoundError, NotADirectoryError, StorageError):
         return None
     commit = data.decode("ascii", "replace").strip() if data else ""
@@ -141,8 +150,7 @@ def find_cached(layout: CacheLayout, ref: AssetRef, commit: str | None = None) -
     commit = commit or read_ref(layout, ref, ref.revision)
     if commit is None:
         return None
-    path = layout.snapshot(ref, commit)
-    parts = relative_parts(layout.root, path)
+    parts = _entry_parts(ref, commit)
     try:
         with (
             open_folder(layout.root, parts[:-1], create=False) as folder,
@@ -153,7 +161,7 @@ def find_cached(layout: CacheLayout, ref: AssetRef, commit: str | None = None) -
         return None
     if found is None:
         return None
-    return CachedFile(path=path, commit=commit, etag=found[0], size=found[1])
+    return CachedFile(path=layout.snapshot(ref, commit), commit=commit, etag=found[0], size=found[1])
 
 
 def list_cached(layout: CacheLayout, repo: RepoRef) -> RepoListing | None:
@@ -206,25 +214,25 @@ def write_ref(layout: CacheLayout, repo: RepoRef | AssetRef, revision: str, comm
     """Record that `revision` points to `commit` (atomically; no-op for commit ids)."""
     if revision == commit or is_commit(revision):
         return
-    with parent_folder(layout.root, layout.ref(repo, revision), create=True) as (folder, name):
-        if folder.read_small(name, _REF_LIMIT) != commit.encode():
-            replace_file(folder, name, commit.encode())
+    parts = _ref_parts(repo, revision)
+    with open_folder(layout.root, parts[:-1], create=True) as folder:
+        if folder.read_small(parts[-1], _REF_LIMIT) != commit.encode():
+            replace_file(folder, parts[-1], commit.encode())
 
 
 def mark_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> None:
     """Leave the `.no_exist` marker huggingface_hub uses for a file absent at `commit`."""
-    with (
-        parent_folder(layout.root, layout.no_exist(ref, commit), create=True) as (folder, name),
-        contextlib.suppress(FileExistsError),
-    ):
-        write_new(folder, name, b"")
+    parts = _entry_parts(ref, commit, ".no_exist")
+    with open_folder(layout.root, parts[:-1], create=True) as folder, contextlib.suppress(FileExistsError):
+        write_new(folder, parts[-1], b"")
 
 
 def is_marked_missing(layout: CacheLayout, ref: AssetRef, commit: str) -> bool:
     """Whether a `.no_exist` marker says `ref`'s file is absent at `commit`."""
+    parts = _entry_parts(ref, commit, ".no_exist")
     try:
-        with parent_folder(layout.root, layout.no_exist(ref, commit), create=False) as (folder, name):
-            st = folder.lstat(name)
+        with open_folder(layout.root, parts[:-1], create=False) as folder:
+            st = folder.lstat(parts[-1])
     except (FileNotFoundError, NotADirectoryError, StorageError):
         return False
     return st is not None and stat.S_ISREG(st.st_mode)
@@ -283,7 +291,7 @@ def leftovers(blobs: Folder, blob: str, *, listing: bool) -> list[str]:
     return found + (stale_partials(blobs, blob) if listing else [])
 
 
-def sweep_stale_partials(layout: CacheLayout, blob: Path, lock: NoFollowLock, *, listing: bool = True) -> int:
+def sweep_leftovers(blobs: Folder, blob: str, lock: NoFollowLock, *, listing: bool) -> int:
     """After blob `blob` was published: remove what killed downloads of it left, if its lock is free.
 
     For `HubSource`, whose downloads take the lock inside huggingface_hub, and after a small
@@ -291,18 +299,14 @@ def sweep_stale_partials(layout: CacheLayout, blob: Path, lock: NoFollowLock, *,
     partial; a killed one's partial is dead weight once the blob exists. Returns how many
     files were removed.
     """
-    try:
-        with parent_folder(layout.root, blob, create=False) as (blobs, name):
-            if not leftovers(blobs, name, listing=listing):
-                return 0
-            if not lock.try_acquire():
-                return 0  # busy: someone is downloading it; the next sweep will do
-            try:
-                return sum(blobs.unlink(n) for n in leftovers(blobs, name, listing=listing))
-            finally:
-                lock.release()
-    except (FileNotFoundError, NotADirectoryError):
+    if not leftovers(blobs, blob, listing=listing):
         return 0
+    if not lock.try_acquire():
+        return 0  # busy: someone is downloading it; the next sweep will do
+    try:
+        return sum(blobs.unlink(n) for n in leftovers(blobs, blob, listing=listing))
+    finally:
+        lock.release()
 
 
 def temp_blob_name(blob: str) -> str:
@@ -319,24 +323,27 @@ ORPHAN_TEMP = re.compile(r"\.[^/]+\.[0-9a-f]{32}\.tmp")
 """The names `temp_blob_name` gives (an orphan if older than a write could take)."""
 
 
-def link_snapshot(layout: CacheLayout, blob: Path, pointer: Path) -> None:
-    """Point `pointer` at `blob` with a relative symlink (a copy where links fail).
+def link_snapshot(layout: CacheLayout, ref: AssetRef, commit: str, blob: str) -> Path:
+    """Point `ref`'s entry at `commit` to blob `blob` with a relative symlink (a copy where links fail).
 
-    The link is made under a temporary name and renamed over `pointer`, so a reader sees
+    The link is made under a temporary name and renamed over the entry, so a reader sees
     either the old entry or the new one, never a missing or half-made one; whatever another
-    user planted at `pointer` is replaced, never followed.
+    user planted at the entry is replaced, never followed. Returns the entry's path.
     """
-    target = os.path.relpath(blob, pointer.parent)
-    with parent_folder(layout.root, pointer, create=True) as (folder, name):
+    parts = _entry_parts(ref, commit)
+    target = "../" * (len(parts) - 2) + "blobs/" + blob  # the relative link huggingface_hub makes
+    with open_folder(layout.root, parts[:-1], create=True) as folder:
+        name = parts[-1]
         tmp = f".{name}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             try:
                 folder.symlink(target, tmp)
             except OSError:  # no links here (some Windows setups): a copy, as huggingface_hub does
-                _copy_blob(layout, blob, folder, tmp)
+                _copy_blob(layout, layout.blob(ref, blob), folder, tmp)
             folder.replace(tmp, name)
         finally:
             folder.unlink(tmp)
+    return layout.snapshot(ref, commit)
 
 
 def _copy_blob(layout: CacheLayout, blob: Path, folder: Folder, name: str) -> None:
