@@ -188,10 +188,36 @@ def open_folder(root: Path, parts: Sequence[str], *, create: bool) -> Iterator[F
         return
     fd = _open_root(top, create=create)
     try:
-        for depth, part in enumerate(parts):
-            parent, fd = fd, -1  # `_step` closes the parent, whatever happens
-            fd = _step(parent, part, top, parts[: depth + 1], create=create)
-        yield Folder(fd, top, tuple(parts))
+        with open_below(Folder(fd, top), parts, create=create) as folder:
+            yield folder
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def open_below(base: Folder, parts: Sequence[str], *, create: bool) -> Iterator[Folder]:
+    """Open the folder `base/parts...` without following links; `base` stays open (and is
+    yielded itself when `parts` is empty). Errors as `open_folder`'s.
+
+    Walking once to a repo's folder and then to each of its subfolders from there saves
+    system calls, and each one a worker thread makes is a chance to lose the GIL to the
+    event loop's thread: on the small-file path that cost more than the calls themselves.
+    """
+    if not parts:
+        yield base
+        return
+    if base.fd is None:
+        yield _checked_folder(base.where, parts, create=create)
+        return
+    fd = _step(base.fd, parts[0], base, parts[:1], create=create)
+    try:
+        for depth in range(1, len(parts)):
+            parent, fd = fd, -1
+            try:
+                fd = _step(parent, parts[depth], base, parts[: depth + 1], create=create)
+            finally:
+                os.close(parent)
+        yield Folder(fd, base.root, (*base.parts, *parts))
     finally:
         if fd >= 0:
             os.close(fd)
@@ -208,24 +234,21 @@ def _open_root(root: str, *, create: bool) -> int:
     return os.open(root, _OPEN_DIR)
 
 
-def _step(parent: int, name: str, root: str, parts: Sequence[str], *, create: bool) -> int:
-    """Open folder `name` below descriptor `parent` (closing `parent`), creating it if asked."""
-    try:
-        for attempt in (0, 1):
-            try:
-                return os.open(name, _OPEN_DIR | NOFOLLOW, dir_fd=parent)
-            except FileNotFoundError:
-                if not create or attempt:
-                    raise
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(name, 0o777, dir_fd=parent)
-            except OSError as exc:
-                if exc.errno in _LINKED:
-                    raise unsafe(Path(root, *parts)) from None
+def _step(parent: int, name: str, base: Folder, parts: Sequence[str], *, create: bool) -> int:
+    """Open folder `name` below descriptor `parent`, creating it if asked (`parent` stays open)."""
+    for attempt in (0, 1):
+        try:
+            return os.open(name, _OPEN_DIR | NOFOLLOW, dir_fd=parent)
+        except FileNotFoundError:
+            if not create or attempt:
                 raise
-        raise AssertionError("unreachable")
-    finally:
-        os.close(parent)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o777, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in _LINKED:
+                raise unsafe(Path(base.where, *parts)) from None
+            raise
+    raise AssertionError("unreachable")
 
 
 def _checked_folder(root: str, parts: Sequence[str], *, create: bool) -> Folder:

@@ -10,19 +10,23 @@ no-follow creation, atomic renames) are in `modelfetch._store.layout`.
 from __future__ import annotations
 
 import contextlib
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from .._core.types import AssetRef, Origin, RepoRef, ResolvedAsset
-from .anchored import parent_folder
+from .anchored import Folder, open_below, parent_folder
 from .layout import (
     SWEEP_MIN_SIZE,
     CacheLayout,
-    find_cached,
+    link_in,
     link_snapshot,
+    look_up_entry,
     mark_missing,
     remove_stale_partials,
+    repo_folder,
+    repo_folder_name,
     sweep_leftovers,
     temp_blob_name,
     write_new,
@@ -60,26 +64,29 @@ class BlobStore:
         write_ref(self.layout, ref, revision, commit)
 
     def blob_size(self, ref: RepoRef | AssetRef, etag: str) -> int | None:
-        """The size of blob `etag` if it is stored as a regular file (not a link, FIFO...), else None."""
-        blob = self.layout.blob(ref, etag)
+        """The size of blob `etag` if it is stored as a regular file (not a link, FIFO...), else None.
+
+        A read-only check by `lstat` (see `look_up_entry` for why not a descriptor walk).
+        """
+        storage = os.path.join(os.fspath(self.layout.root), repo_folder_name(ref.repo_id, ref.repo_type))
         try:
-            with parent_folder(self.layout.root, blob, create=False) as (folder, name):
-                st = folder.lstat(name)
-        except (FileNotFoundError, NotADirectoryError):
+            for folder in (storage, os.path.join(storage, "blobs")):
+                if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                    return None
+            st = os.lstat(os.path.join(storage, "blobs", etag))
+        except OSError:
             return None
-        return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def link_existing(self, ref: AssetRef, commit: str, etag: str) -> ResolvedAsset | None:
         """If the blob `etag` is already stored, link `ref`'s snapshot entry to it and describe it."""
         size = self.blob_size(ref, etag)
         if size is None:
             return None
-        cached = find_cached(self.layout, ref, commit)
-        if cached is None or cached.etag != etag:
-            pointer = link_snapshot(self.layout, ref, commit, etag)
-        else:
-            pointer = cached.path
-        return ResolvedAsset(ref, pointer, commit, size, etag, Origin.DISK)
+        found = look_up_entry(self.layout, ref, commit)
+        if found is None or found[0] != etag:
+            link_snapshot(self.layout, ref, commit, etag)
+        return ResolvedAsset(ref, self.layout.snapshot(ref, commit), commit, size, etag, Origin.DISK)
 
     def lock(self, ref: AssetRef, name: str) -> NoFollowLock:
         """The (not yet acquired) lock huggingface_hub takes while writing blob `name`."""
@@ -152,19 +159,23 @@ class BlobStore:
         replaced, by rename, too; so is anything that is not a regular file at its name.
         """
         verify_bytes(data, etag)
-        blob = self.layout.blob(ref, etag)
-        with parent_folder(self.layout.root, blob, create=True) as (folder, name):
-            st = folder.lstat(name)
+        with repo_folder(self.layout, ref, create=True) as storage:
+            with open_below(storage, ("blobs",), create=True) as blobs:
+                st = blobs.lstat(etag)
+                if replace or st is None or not stat.S_ISREG(st.st_mode):
+                    self._write_blob(blobs, etag, data, replace)
+                sweep_leftovers(blobs, etag, self.lock(ref, etag), listing=len(data) >= SWEEP_MIN_SIZE)
+            link_in(storage, ref, commit, etag)
+        return self.layout.snapshot(ref, commit)
+
+    @staticmethod
+    def _write_blob(blobs: Folder, etag: str, data: bytes, replace: bool) -> None:
+        tmp = temp_blob_name(etag)
+        try:
+            write_new(blobs, tmp, data)
+            blobs.replace(tmp, etag)
+        except OSError:  # e.g. Windows refusing to rename over a blob a reader holds open
+            blobs.unlink(tmp)  # after a failed write (disk full) nothing is left behind
+            st = blobs.lstat(etag)
             if replace or st is None or not stat.S_ISREG(st.st_mode):
-                tmp = temp_blob_name(name)
-                try:
-                    write_new(folder, tmp, data)
-                    folder.replace(tmp, name)
-                except OSError:  # e.g. Windows refusing to rename over a blob a reader holds open
-                    st = folder.lstat(name)
-                    if replace or st is None or not stat.S_ISREG(st.st_mode):
-                        raise  # otherwise a racing writer published the same verified bytes
-                finally:  # after a failed write (disk full) nothing is left behind
-                    folder.unlink(tmp)
-            sweep_leftovers(folder, name, self.lock(ref, etag), listing=len(data) >= SWEEP_MIN_SIZE)
-        return link_snapshot(self.layout, ref, commit, etag)
+                raise  # otherwise a racing writer published the same verified bytes

@@ -20,13 +20,14 @@ import re
 import shutil
 import stat
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._core.errors import StorageError
 from .._core.types import AssetRef, RepoFile, RepoListing, RepoRef
 from .._core.validate import is_commit
-from .anchored import Folder, open_folder, open_regular, parent_folder, relative_parts, unsafe, walk_files
+from .anchored import Folder, open_below, open_folder, parent_folder, relative_parts, unsafe, walk_files
 from .locks import NoFollowLock
 
 
@@ -150,18 +151,63 @@ def find_cached(layout: CacheLayout, ref: AssetRef, commit: str | None = None) -
     commit = commit or read_ref(layout, ref, ref.revision)
     if commit is None:
         return None
-    parts = _entry_parts(ref, commit)
-    try:
-        with (
-            open_folder(layout.root, parts[:-1], create=False) as folder,
-            open_folder(layout.root, (parts[0], "blobs"), create=False) as blobs,
-        ):
-            found = _entry(folder, parts[-1], len(parts) - 2, blobs)
-    except (FileNotFoundError, NotADirectoryError, StorageError):
-        return None
+    found = look_up_entry(layout, ref, commit)
     if found is None:
         return None
     return CachedFile(path=layout.snapshot(ref, commit), commit=commit, etag=found[0], size=found[1])
+
+
+def look_up_entry(layout: CacheLayout, ref: AssetRef, commit: str) -> tuple[str, int] | None:
+    """`ref`'s snapshot entry at `commit`: (blob name, size) if it is ours, else None. Reads only.
+
+    Checked with `lstat` and `readlink` on each folder below the root, the entry and its blob,
+    not with a descriptor walk: this runs for every file (a cache hit, a snapshot's listing),
+    and each system call a worker thread makes is a chance to lose the GIL to the event loop.
+    A read check cannot be made race-free anyway: the path we return is opened later, by
+    the caller. What we write is never decided by it (writes walk with descriptors).
+    """
+    storage = os.path.join(os.fspath(layout.root), repo_folder_name(ref.repo_id, ref.repo_type))
+    names = ref.filename.split("/")
+    folder = storage
+    try:
+        if not stat.S_ISDIR(os.lstat(storage).st_mode):
+            return None
+        for part in ("snapshots", commit, *names[:-1]):
+            folder = os.path.join(folder, part)
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                return None
+        entry = os.path.join(folder, names[-1])
+        st = os.lstat(entry)
+        if stat.S_ISREG(st.st_mode):
+            return "", st.st_size
+        blob = blob_of_link(os.readlink(entry), len(names) + 1) if stat.S_ISLNK(st.st_mode) else None
+        blobs = os.path.join(storage, "blobs")
+        if blob is None or not stat.S_ISDIR(os.lstat(blobs).st_mode):
+            return None
+        st = os.lstat(os.path.join(blobs, blob))
+    except OSError:  # missing, or not a folder on the way
+        return None
+    return (blob, st.st_size) if stat.S_ISREG(st.st_mode) else None
+
+
+@contextlib.contextmanager
+def repo_folder(layout: CacheLayout, repo: RepoRef | AssetRef, *, create: bool) -> Iterator[Folder]:
+    """The repo's folder (`models--org--name`), opened without following links."""
+    with open_folder(layout.root, (repo_folder_name(repo.repo_id, repo.repo_type),), create=create) as folder:
+        yield folder
+
+
+def entry_in(storage: Folder, ref: AssetRef, commit: str) -> tuple[str, int] | None:
+    """`ref`'s snapshot entry at `commit` in the open repo folder: (blob name, size) if ours, else None."""
+    names = ref.filename.split("/")
+    try:
+        with (
+            open_below(storage, ("snapshots", commit, *names[:-1]), create=False) as folder,
+            open_below(storage, ("blobs",), create=False) as blobs,
+        ):
+            return _entry(folder, names[-1], len(names) + 1, blobs)
+    except (FileNotFoundError, NotADirectoryError, StorageError):
+        return None
 
 
 def list_cached(layout: CacheLayout, repo: RepoRef) -> RepoListing | None:
@@ -286,7 +332,9 @@ def leftovers(blobs: Folder, blob: str, *, listing: bool) -> list[str]:
     found = []
     for suffix in _OURS:
         st = blobs.lstat(blob + suffix)
-        if st is not None and stat.S_ISREG(st.st_mode):
+        if st is None:
+            break  # no partial, so no watermark worth a look: one system call per small blob
+        if stat.S_ISREG(st.st_mode):
             found.append(blob + suffix)
     return found + (stale_partials(blobs, blob) if listing else [])
 
@@ -324,32 +372,40 @@ ORPHAN_TEMP = re.compile(r"\.[^/]+\.[0-9a-f]{32}\.tmp")
 
 
 def link_snapshot(layout: CacheLayout, ref: AssetRef, commit: str, blob: str) -> Path:
-    """Point `ref`'s entry at `commit` to blob `blob` with a relative symlink (a copy where links fail).
-
-    The link is made under a temporary name and renamed over the entry, so a reader sees
-    either the old entry or the new one, never a missing or half-made one; whatever another
-    user planted at the entry is replaced, never followed. Returns the entry's path.
-    """
-    parts = _entry_parts(ref, commit)
-    target = "../" * (len(parts) - 2) + "blobs/" + blob  # the relative link huggingface_hub makes
-    with open_folder(layout.root, parts[:-1], create=True) as folder:
-        name = parts[-1]
-        tmp = f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            try:
-                folder.symlink(target, tmp)
-            except OSError:  # no links here (some Windows setups): a copy, as huggingface_hub does
-                _copy_blob(layout, layout.blob(ref, blob), folder, tmp)
-            folder.replace(tmp, name)
-        finally:
-            folder.unlink(tmp)
+    """Point `ref`'s entry at `commit` to blob `blob` (see `link_in`); the entry's path."""
+    with repo_folder(layout, ref, create=True) as storage:
+        link_in(storage, ref, commit, blob)
     return layout.snapshot(ref, commit)
 
 
-def _copy_blob(layout: CacheLayout, blob: Path, folder: Folder, name: str) -> None:
-    source = open_regular(layout.root, blob)
+def link_in(storage: Folder, ref: AssetRef, commit: str, blob: str) -> None:
+    """In the open repo folder, point `ref`'s entry at `commit` to blob `blob` with a relative
+    symlink (a copy where links fail).
+
+    The link is made under a temporary name and renamed over the entry, so a reader sees
+    either the old entry or the new one, never a missing or half-made one; whatever another
+    user planted at the entry is replaced, never followed.
+    """
+    names = ref.filename.split("/")
+    target = "../" * (len(names) + 1) + "blobs/" + blob  # the relative link huggingface_hub makes
+    with open_below(storage, ("snapshots", commit, *names[:-1]), create=True) as folder:
+        tmp = f".{names[-1]}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            folder.symlink(target, tmp)
+        except OSError:  # no links here (some Windows setups): a copy, as huggingface_hub does
+            with open_below(storage, ("blobs",), create=False) as blobs:
+                _copy_blob(blobs, blob, folder, tmp)
+        try:
+            folder.replace(tmp, names[-1])
+        except BaseException:
+            folder.unlink(tmp)
+            raise
+
+
+def _copy_blob(blobs: Folder, blob: str, folder: Folder, name: str) -> None:
+    source = blobs.open_regular(blob)
     if source is None:
-        raise unsafe(blob, "is not a regular file")
+        raise unsafe(Path(blobs.where, blob), "is not a regular file")
     fd = folder.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         with open(source, "rb") as src, open(fd, "wb", closefd=False) as dst:
