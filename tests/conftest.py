@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,30 +10,6 @@ import pytest
 import modelfetch
 from modelfetch import Settings
 from modelfetch.testing import FakeHub
-
-HAS_OBSTORE = importlib.util.find_spec("obstore") is not None
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Without obstore (Python 3.10), skip what needs the mirror tier, saying why.
-
-    That is: tests marked `obstore`, the tests of tests/mirror and tests/fleet, and the
-    `mirror` cases of parametrized tests (conformance, cancellation).
-    """
-    if HAS_OBSTORE:
-        return
-    skip = pytest.mark.skip(reason="the mirror tier needs obstore, which needs Python >= 3.11")
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        params = callspec.id.split("-") if callspec is not None else []
-        path = item.nodeid.split("::")[0]
-        if (
-            item.get_closest_marker("obstore")
-            or path.startswith(("tests/mirror/", "tests/fleet/"))
-            or ("mirror" in params)
-        ):
-            item.add_marker(skip)
-
 
 _BACKENDS = [
     pytest.param(("asyncio", {}), id="asyncio"),

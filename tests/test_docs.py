@@ -10,7 +10,6 @@ functions has them called too.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -76,8 +75,6 @@ def test_the_docs_have_blocks_to_run() -> None:
 def test_the_block_runs_as_written(name: str, docs_hub: FakeHub, tmp_path: Path) -> None:
     """Exit status 0, against the local hub only."""
     code = BLOCKS[name]
-    if "MirrorSource" in code and importlib.util.find_spec("obstore") is None:
-        pytest.skip("the mirror tier needs obstore, which needs Python >= 3.11")
     block = tmp_path / "block.py"
     block.write_text(code)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "MODELFETCH_"))}

@@ -130,7 +130,6 @@ def test_the_demo_hub_process_answers_its_commands(tmp_path: Path) -> None:
         assert proc.wait(timeout=30) == 0
 
 
-@pytest.mark.obstore
 def test_mirror_push_seeds_a_bucket_a_node_then_reads_without_the_hub(
     hub_env: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -161,7 +160,6 @@ def test_mirror_push_seeds_a_bucket_a_node_then_reads_without_the_hub(
     assert len(hub_env.requests) == before
 
 
-@pytest.mark.obstore
 def test_mirror_push_to_an_unreachable_bucket_fails_with_one_line(
     hub_env: FakeHub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,7 +180,6 @@ def test_mirror_push_to_an_unreachable_bucket_fails_with_one_line(
     assert "push again" in err.splitlines()[-1]
 
 
-@pytest.mark.obstore
 def test_get_reads_through_the_bucket_named_by_the_environment(
     hub_env: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

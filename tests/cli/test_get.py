@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from pathlib import Path
 
@@ -94,16 +93,6 @@ def test_cache_dir_and_token_win_over_the_environment(
         assert main(["get", "org/model", "nope.json", *flags]) == 1
         captured = capsys.readouterr()
         assert TOKEN not in captured.out + captured.err
-
-
-def test_mirror_push_without_obstore_exits_1(
-    hub_env: FakeHub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A missing optional part is not bad usage: exit 1 (as docs/cli.md says), one line on what to install."""
-    monkeypatch.setitem(sys.modules, "obstore", None)  # `import obstore` now raises ImportError
-    assert main(["mirror", "push", "org/model", "--url", "memory:///", "--quiet"]) == 1
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "modelfetch[s3]" in line
 
 
 def test_offline_snapshot_is_the_same_in_the_cli_and_the_api(

@@ -10,14 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+import obstore
 
 from modelfetch.testing import FakeHub, write_model_repo
 
 from .._net import closed_port
 from .conftest import Gateway
 
-obstore = pytest.importorskip("obstore", reason="the mirror tier needs obstore, which needs Python >= 3.11")
 S3Store = obstore.store.S3Store
 
 NODE = Path(__file__).with_name("_node.py")

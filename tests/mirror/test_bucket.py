@@ -8,12 +8,11 @@ import io
 import os
 from pathlib import Path
 
+import obstore
 import pytest
 
 import modelfetch
 from modelfetch._mirror.bucket import Bucket, BucketUnavailableError, to_fetch_error
-
-obstore = pytest.importorskip("obstore", reason="the mirror tier needs obstore, which needs Python >= 3.11")
 
 ONE_BYTE = hashlib.sha256(b"x").hexdigest()
 ANSWERS = {"NotFoundError", "AlreadyExistsError", "PreconditionError"}

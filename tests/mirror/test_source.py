@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import anyio
+import obstore
 import pytest
 
 import modelfetch
@@ -32,8 +33,6 @@ from modelfetch._mirror.keys import Claim, blob_key, claim_key, encode_claim
 from modelfetch.testing import FakeHub
 
 from .._net import closed_port
-
-obstore = pytest.importorskip("obstore", reason="the mirror tier needs obstore, which needs Python >= 3.11")
 
 MiB = 1024 * 1024
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"

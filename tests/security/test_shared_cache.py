@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
+import obstore
 import pytest
 
 import modelfetch
@@ -253,7 +254,6 @@ async def test_push_never_uploads_what_a_planted_blob_link_points_to(
     fake_hub: FakeHub, shared: Shared, neighbour: Neighbour, target: str
 ) -> None:
     """blobs/<etag> planted as a link to ~/.ssh/id_ed25519 or /dev/zero: push uploads the real bytes."""
-    obstore = pytest.importorskip("obstore")
     from modelfetch import MirrorSource, RepoRef
     from modelfetch._mirror.bucket import Bucket
     from modelfetch._mirror.keys import blob_key
@@ -279,7 +279,6 @@ async def test_push_refuses_a_blob_whose_bytes_do_not_match_its_name(
     fake_hub: FakeHub, shared: Shared, neighbour: Neighbour
 ) -> None:
     """Other bytes planted as a regular file at blobs/<etag> (as a hard link would be): nothing uploaded."""
-    obstore = pytest.importorskip("obstore")
     from modelfetch import MirrorSource, RepoRef
     from modelfetch._mirror.bucket import Bucket
     from modelfetch._mirror.keys import blob_key

@@ -53,13 +53,8 @@ def to_fetch_error(exc: BucketUnavailableError, what: str) -> FetchError:
 
 
 def _obstore() -> Any:
-    try:
-        import obstore  # noqa: PLC0415 - optional dependency, imported on first use
-    except ImportError:
-        raise SourceUnavailableError(  # not bad usage (exit 2): this installation lacks a part
-            "the mirror needs obstore, which is not installed: install modelfetch with the s3 extra "
-            "(pip install 'modelfetch[s3]'; obstore needs Python 3.11 or newer)."
-        ) from None
+    import obstore  # noqa: PLC0415 - imported on first use: `import modelfetch` stays light
+
     return obstore
 
 
