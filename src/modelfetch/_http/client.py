@@ -27,6 +27,9 @@ from .._core.speed import LowSpeed
 from .._core.types import AssetRef, RepoFile, RepoRef
 from .._hubapi.errmap import ErrorContext, to_fetch_error
 from .._hubapi.spec import (
+    MAX_API_BODY,
+    MAX_PAGES,
+    MAX_REDIRECTS,
     FileMetadata,
     Outcome,
     check_listing,
@@ -47,10 +50,6 @@ from .._version import __version__ as _version
 from .connections import StatelessClient
 
 MiB = 1024 * 1024
-MAX_REDIRECTS = 5
-MAX_PAGES = 10_000
-MAX_API_BODY = 32 * MiB
-"""No Hub metadata or listing page is this large."""
 _T = TypeVar("_T")
 
 

@@ -22,9 +22,16 @@ from dataclasses import dataclass, field
 from .._core.errors import IntegrityError, SourceUnavailableError
 from .._core.speed import LowSpeed
 from .._core.types import AssetRef
-from .._hubapi.spec import FileMetadata, classify, parse_content_range, plan_ranges, redirect_target
+from .._hubapi.spec import (
+    MAX_REDIRECTS,
+    FileMetadata,
+    classify,
+    parse_content_range,
+    plan_ranges,
+    redirect_target,
+)
 from .._store.partial import PartialBlob
-from .client import MAX_REDIRECTS, Retry
+from .client import Retry
 from .niceness import lower_this_thread
 from .transfer import advance_watermark, check_complete
 

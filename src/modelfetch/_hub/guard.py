@@ -44,15 +44,19 @@ from .._core.errors import SourceUnavailableError
 from .._core.proxies import ProxyRules
 from .._core.speed import LowSpeed
 from .._core.validate import is_commit
-from .._hubapi.spec import RETRYABLE_STATUS, normalize_etag, parse_retry_after, same_origin
+from .._hubapi.spec import (
+    MAX_API_BODY,
+    MAX_PAGES,
+    RETRYABLE_STATUS,
+    normalize_etag,
+    parse_retry_after,
+    same_origin,
+)
 from .._store.layout import ensure_room
 from .bodyhash import BodyHash, BodyStream
 from .headerclock import bound_headers, bound_headers_of
 
-MAX_PAGES = 10_000
-MAX_API_BODY = 32 * 1024 * 1024
 _ROOM_CHECK_MIN = 8 * 1024 * 1024  # below this a full disk is reported by the write itself
-"""No Hub metadata or listing page is this large."""
 _GUARD: contextvars.ContextVar[CallGuard | None] = contextvars.ContextVar("modelfetch_guard", default=None)
 _install_lock = threading.Lock()
 _hooked: dict[int, httpx2.Client] = {}  # the shared client hooked last

@@ -29,6 +29,12 @@ from .._core.validate import filename_problem, is_commit
 _PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
+"""Redirects followed for one request, by every engine."""
+MAX_PAGES = 10_000
+"""Pages of one listing, whichever source reads it."""
+MAX_API_BODY = 32 * 1024 * 1024
+"""No Hub metadata or listing page is this large."""
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _HEX = re.compile(r"[0-9a-f]+")
 COMMIT_RE = re.compile(r"[0-9a-f]{40}")
