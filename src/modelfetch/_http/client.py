@@ -21,7 +21,7 @@ import anyio.to_thread
 import httpx
 
 from .._core.errors import FetchError, IntegrityError, SourceUnavailableError
-from .._core.retry import RetryPolicy
+from .._core.retry import RetryPolicy, Transient, retrying
 from .._core.settings import Settings
 from .._core.speed import LowSpeed
 from .._core.types import AssetRef, RepoFile, RepoRef
@@ -53,13 +53,8 @@ MiB = 1024 * 1024
 _T = TypeVar("_T")
 
 
-class Retry(Exception):
-    """A transient failure: try again after backing off (resuming where we were)."""
-
-    def __init__(self, reason: str, final: FetchError, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.final = final
-        self.retry_after = retry_after
+Retry = Transient
+"""The name this package's modules raise it by: a transient failure, retried per the policy."""
 
 
 def ca_locations(env: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -158,21 +153,25 @@ class HubClient:
         after_failure: Callable[[], None] | None = None,
     ) -> _T:
         """Call `once` until it succeeds, backing off after transient failures per the policy."""
-        started, attempt = time.monotonic(), 0
-        while True:
-            try:
-                return await once()
-            except httpx.TransportError as exc:
-                failure = Retry(str(exc), to_fetch_error(exc, self.context(what)))
-            except Retry as exc:
-                failure = exc
-            attempt += 1
-            delay = self.retry.delay(attempt, time.monotonic() - started, failure.retry_after)
-            if delay is None:
-                raise failure.final
-            await self._sleep(delay)
-            if after_failure is not None:
-                after_failure()
+
+        def transient(exc: Exception) -> Transient | None:
+            if isinstance(exc, httpx.TransportError):
+                return Transient(str(exc), to_fetch_error(exc, self.context(what)))
+            return None
+
+        def give_up(failure: Transient, attempts: int, elapsed: float) -> BaseException:
+            assert failure.final is not None  # every Transient this client raises carries one
+            return failure.final
+
+        return await retrying(
+            self.retry,
+            self._sleep,
+            once,
+            transient=transient,
+            give_up=give_up,
+            after_failure=after_failure,
+            what=what,
+        )
 
     async def request(
         self, method: str, url: str, what: AssetRef | RepoRef, *, allow_status: bool = False
@@ -185,7 +184,7 @@ class HubClient:
             response = await read_capped(await self._send(http, request), MAX_API_BODY, self._pace())
             outcome = self.classify(response, what)
             if outcome.kind == "retry":
-                raise Retry(f"HTTP {response.status_code}", _error(outcome), outcome.retry_after)
+                raise Retry(f"HTTP {response.status_code}", _error(outcome), retry_after=outcome.retry_after)
             if not allow_status and response.is_error:
                 raise _error(outcome)
             return response
@@ -352,7 +351,7 @@ class BodyStream:
             )
         await response.aclose()
         if outcome.kind == "retry":
-            raise Retry(f"HTTP {response.status_code}", _error(outcome), outcome.retry_after)
+            raise Retry(f"HTTP {response.status_code}", _error(outcome), retry_after=outcome.retry_after)
         if outcome.kind == "redirect":  # a 3xx httpx does not follow (300, 304, 305): not a body
             raise SourceUnavailableError(
                 f"Fetching {self._ref}: the server answered HTTP {response.status_code} instead of the file."

@@ -197,7 +197,7 @@ class Job:
             return
         if outcome.kind == "retry":
             assert outcome.error is not None
-            raise Retry(f"HTTP {leg.status}", outcome.error, outcome.retry_after)
+            raise Retry(f"HTTP {leg.status}", outcome.error, retry_after=outcome.retry_after)
         if outcome.kind != "ok":
             raise outcome.error or SourceUnavailableError(
                 f"Fetching {self.ref}: the server answered HTTP {leg.status} instead of the file."

@@ -42,6 +42,7 @@ from huggingface_hub.utils import _http as hf_http
 
 from .._core.errors import SourceUnavailableError
 from .._core.proxies import ProxyRules
+from .._core.retry import Transient
 from .._core.speed import LowSpeed
 from .._core.validate import is_commit
 from .._hubapi.spec import (
@@ -64,14 +65,6 @@ _hooked: dict[int, httpx2.Client] = {}  # the shared client hooked last
 
 class Abandoned(BaseException):  # like CancelledError: not an error, a stop signal
     """Raised inside a worker thread whose caller has gone, to unwind huggingface_hub's call."""
-
-
-class Transient(Exception):  # a signal to our retry loop, never shown to a user
-    """An answer (or a repeat) that our retry policy decides about."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 @dataclass(slots=True)
@@ -153,7 +146,8 @@ def on_response(response: httpx2.Response) -> None:
     headers = response.headers
     if response.status_code in RETRYABLE_STATUS:
         raise Transient(
-            f"HTTP {response.status_code}", parse_retry_after(headers.get("retry-after"), time.time())
+            f"HTTP {response.status_code}",
+            retry_after=parse_retry_after(headers.get("retry-after"), time.time()),
         )
     commit = headers.get("x-repo-commit")
     if commit is not None:

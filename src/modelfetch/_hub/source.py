@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +29,7 @@ from .._core.deadline import within_deadline
 from .._core.errors import FetchError, IntegrityError, SourceUnavailableError
 from .._core.force import force_requested
 from .._core.progress import ProgressCallback, ProgressKind
-from .._core.retry import RetryPolicy
+from .._core.retry import RetryPolicy, Transient, retrying
 from .._core.settings import Settings
 from .._core.threadprogress import TransferWatch
 from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
@@ -42,7 +41,7 @@ from .._store.blobstore import BlobStore
 from .._store.layout import check_folders, find_cached, read_ref
 from .._store.partial import verify_file
 from .bodyhash import BodyHash
-from .guard import CallGuard, Transient, run_guarded
+from .guard import CallGuard, run_guarded
 from .guard import current as current_guard
 from .threadwatch import BridgeTqdm, check_stopped, run_watched
 
@@ -166,18 +165,18 @@ class HubSource(AsyncResource):
 
     async def _retrying(self, what: AssetRef | RepoRef, attempt: Callable[[], Awaitable[_T]]) -> _T:
         """`attempt()` until it succeeds, backing off after transient failures per the policy."""
-        started, failures = time.monotonic(), 0
-        while True:
-            try:
-                return await attempt()
-            except RETRYABLE as exc:
-                failures += 1
-                retry_after = exc.retry_after if isinstance(exc, Transient) else None
-                delay = self.retry.delay(failures, time.monotonic() - started, retry_after)
-                if delay is None:
-                    raise _gave_up(what, exc, failures, time.monotonic() - started) from exc
-                log.debug("%s: %s; retrying in %.2f s", what, exc, delay)
-                await self._sleep(delay)
+
+        def transient(exc: Exception) -> Transient | None:
+            if isinstance(exc, RETRYABLE):  # huggingface_hub's client: timeouts, dropped connections
+                return Transient(f"{type(exc).__name__}: {exc}")
+            return None
+
+        def give_up(failure: Transient, attempts: int, elapsed: float) -> BaseException:
+            return _gave_up(what, failure, attempts, elapsed)
+
+        return await retrying(
+            self.retry, self._sleep, attempt, transient=transient, give_up=give_up, what=what
+        )
 
     def _download(self, ref: AssetRef, watch: TransferWatch) -> ResolvedAsset:
         s = self.settings
@@ -317,8 +316,8 @@ def _read_api(what: RepoRef, endpoint: str, url: str, call: Callable[[], _T]) ->
         raise not_hub_json(endpoint, what, url, problem) from exc
 
 
-def _gave_up(what: AssetRef | RepoRef, exc: Exception, attempts: int, elapsed: float) -> FetchError:
-    reason = str(exc) if isinstance(exc, Transient) else f"{type(exc).__name__}: {exc}"
+def _gave_up(what: AssetRef | RepoRef, exc: Transient, attempts: int, elapsed: float) -> FetchError:
+    reason = str(exc)
     return SourceUnavailableError(
         f"Fetching {what}: the Hub kept failing ({reason.strip() or type(exc).__name__}) after "
         f"{attempts} attempts over {elapsed:.1f} s; check the network and HF_ENDPOINT, then retry."
