@@ -122,3 +122,14 @@ async def test_respx_still_intercepts(using: str) -> None:
         async with _client() as client:
             response = await client.get("http://hub.invalid/x")
     assert response.content == b"mocked"
+
+
+@pytest.mark.parametrize("using", ["httpcore", "httpx"])
+def test_a_patched_request_path_is_noticed_without_reading_respx(using: str) -> None:
+    """Under respx (either mocker) the source sees a patched transport; outside it, none."""
+    from modelfetch._http.source import transport_patched
+
+    assert not transport_patched()
+    with respx.mock(using=using):
+        assert transport_patched()
+    assert not transport_patched()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpcore
 import httpx
 from anyio.abc import AsyncResource
 
@@ -282,7 +282,7 @@ class HttpHubSource(AsyncResource):
         try:
             if meta.size is not None:
                 await self._thread(ensure_room, partial.blob.parent, meta.size - start, ref)
-            engine = self._transfer if respx_active() else self._engine  # a mock is never gone around
+            engine = self._transfer if transport_patched() else self._engine  # a mock is never gone around
             size = await engine.run(ref, meta, partial, start, progress, alone=self._resolving <= 1)
             await self._thread(partial.verify)
         except IntegrityError as exc:
@@ -315,26 +315,26 @@ class HttpHubSource(AsyncResource):
         return ResolvedAsset(ref, pointer, meta.commit, size, name, Origin.NETWORK)
 
 
-def respx_active() -> bool:
-    """Whether a respx mock is patching httpx right now (then every body goes through httpx).
+def transport_patched() -> bool:
+    """Whether httpx's request path is patched right now (a respx mock, or another test double).
 
-    Reads respx's own record of its active patches; any surprise there reads as "no mock".
+    Then every body goes through httpx, so the mock sees it instead of another engine going
+    around it. Looks at where httpx's and httpcore's request methods are defined (a patch is
+    defined elsewhere: respx's `using="httpx"` replaces `AsyncClient._transport_for_url`, its
+    default replaces httpcore's `handle_async_request`), never at respx's own state.
     """
-    mocks = sys.modules.get("respx.mocks")
-    mocker = getattr(mocks, "Mocker", None)
-    if not isinstance(mocker, type):
-        return False
-    try:
-        return any(getattr(cls, "_patches", None) for cls in _subclasses(mocker))
-    except Exception:  # respx changed its internals: assume no mock rather than fail the fetch
-        return False
+    for owner, name, home in _PATCH_POINTS:
+        method = getattr(owner, name, None)
+        if method is not None and not (getattr(method, "__module__", None) or "").startswith(home):
+            return True
+    return False
 
 
-def _subclasses(cls: type[Any]) -> list[type[Any]]:
-    found: list[type[Any]] = [cls]
-    for sub in cls.__subclasses__():
-        found.extend(_subclasses(sub))
-    return found
+_PATCH_POINTS = (
+    (httpx.AsyncClient, "_transport_for_url", "httpx"),
+    (httpcore.AsyncConnectionPool, "handle_async_request", "httpcore"),
+    (httpcore.AsyncHTTPConnection, "handle_async_request", "httpcore"),
+)
 
 
 def _sha256_of(path: Path) -> str:
