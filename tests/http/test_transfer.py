@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelfetch import AssetRef, IntegrityError
-from modelfetch._http.client import Retry
+from modelfetch._core.retry import Transient as Retry
 from modelfetch._http.transfer import advance_watermark, check_complete
 
 REF = AssetRef("org/model", "w.bin")

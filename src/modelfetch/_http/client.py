@@ -2,7 +2,7 @@
 
 It owns the client, the token's scope (the endpoint's origin only), redirects, the retry
 loop, metadata (`HEAD .../resolve/...`), the revision and tree API, and opening a file body
-(`BodyStream`). Every answer is checked by the pure functions of `modelfetch._hubapi.spec`
+(`BodyStream`, in `bodies`). Every answer is checked by the pure functions of `modelfetch._hubapi.spec`
 before anything acts on it. What to do with the bytes is `modelfetch._http.transfer`'s job, and
 where they go is the `BlobStore`'s.
 """
@@ -12,15 +12,14 @@ from __future__ import annotations
 import os
 import ssl
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import aclosing, suppress
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import httpx
 
-from .._core.errors import FetchError, IntegrityError, SourceUnavailableError
+from .._core.errors import SourceUnavailableError
 from .._core.retry import RetryPolicy, Transient, retrying
 from .._core.settings import Settings
 from .._core.speed import LowSpeed
@@ -47,31 +46,11 @@ from .._hubapi.spec import (
     tree_url,
 )
 from .._version import __version__ as _version
+from .bodies import BodyStream, error_of, read_capped
 from .connections import StatelessClient
+from .netenv import ca_locations
 
-MiB = 1024 * 1024
 _T = TypeVar("_T")
-
-
-Retry = Transient
-"""The name this package's modules raise it by: a transient failure, retried per the policy."""
-
-
-def ca_locations(env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """The CA bundle file and folder both engines trust: `SSL_CERT_FILE`, else
-    `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE`, and `SSL_CERT_DIR`; certifi's bundle when
-    none is set (httpx's default), so a company CA set for requests or curl works here too."""
-
-    def get(name: str) -> str | None:
-        return env.get(name) or env.get(name.lower()) or None
-
-    ca_file = get("SSL_CERT_FILE") or get("REQUESTS_CA_BUNDLE") or get("CURL_CA_BUNDLE")
-    ca_dir = get("SSL_CERT_DIR")
-    if ca_file is None and ca_dir is None:
-        import certifi  # noqa: PLC0415 - only when no variable names a bundle
-
-        ca_file = certifi.where()
-    return ca_file, ca_dir
 
 
 class HubClient:
@@ -184,9 +163,11 @@ class HubClient:
             response = await read_capped(await self._send(http, request), MAX_API_BODY, self._pace())
             outcome = self.classify(response, what)
             if outcome.kind == "retry":
-                raise Retry(f"HTTP {response.status_code}", _error(outcome), retry_after=outcome.retry_after)
+                raise Transient(
+                    f"HTTP {response.status_code}", error_of(outcome), retry_after=outcome.retry_after
+                )
             if not allow_status and response.is_error:
-                raise _error(outcome)
+                raise error_of(outcome)
             return response
 
         return await self.retrying(what, once)
@@ -206,7 +187,7 @@ class HubClient:
                 f"{request.method} {request.url.copy_with(query=None)}: the server did not finish "
                 f"sending its headers within {bound:g} s (HF_HUB_DOWNLOAD_TIMEOUT)."
             )
-            raise Retry("headers too slow", slow) from None
+            raise Transient("headers too slow", slow) from None
 
     def _pace(self) -> LowSpeed:
         """The low-speed limit for one body, API answers included."""
@@ -279,7 +260,7 @@ class HubClient:
             outcome = self.classify(response, ref)
             if outcome.kind in ("ok", "redirect"):  # a redirect to another origin carries the metadata
                 return self._metadata_from(response, url, ref)
-            error = _error(outcome)
+            error = error_of(outcome)
             commit = response.headers.get("x-repo-commit")
             if response.headers.get("x-error-code") == "EntryNotFound" and commit:
                 pinned = ref.revision if ref.is_pinned else None
@@ -307,128 +288,3 @@ class HubClient:
         """Send a GET and return the response with its body not yet read."""
         http = await self._http()
         return await self._send(http, http.build_request("GET", url, headers=headers))
-
-
-class BodyStream:
-    """`async with` a GET of `url` from `start` (to `last`), redirects followed by hand.
-
-    Raises `Retry` for retryable statuses and the final error for the others; refuses any
-    `Content-Encoding` (identity was asked for), so bodies are never inflated.
-    """
-
-    def __init__(self, client: HubClient, ref: AssetRef, url: str, start: int, last: int | None) -> None:
-        self._client, self._ref, self._url = client, ref, url
-        self._range = (
-            f"bytes={start}-{'' if last is None else last}" if start > 0 or last is not None else None
-        )
-        self._response: httpx.Response | None = None
-
-    async def __aenter__(self) -> httpx.Response:
-        client, url = self._client, self._url
-        extra = {"range": self._range} if self._range else {}
-        for _ in range(MAX_REDIRECTS):
-            response = await client.send_streaming(url, client.headers_for(url, extra))
-            location = response.headers.get("location")
-            if response.is_redirect and location:
-                await response.aclose()
-                url = redirect_target(url, location)
-                continue
-            await self._refuse_unless_body(response)
-            self._response = response
-            return response
-        raise SourceUnavailableError(f"Fetching {self._ref}: more than {MAX_REDIRECTS} redirects.")
-
-    async def _refuse_unless_body(self, response: httpx.Response) -> None:
-        outcome = self._client.classify(response, self._ref)
-        if outcome.kind == "ok":
-            encoding = response.headers.get("content-encoding", "identity").strip().lower()
-            if encoding in ("", "identity"):
-                return
-            await response.aclose()
-            raise SourceUnavailableError(
-                f"Fetching {self._ref}: the server sent the file with Content-Encoding "
-                f"{encoding[:40]!r} although identity was asked for; nothing was written."
-            )
-        await response.aclose()
-        if outcome.kind == "retry":
-            raise Retry(f"HTTP {response.status_code}", _error(outcome), retry_after=outcome.retry_after)
-        if outcome.kind == "redirect":  # a 3xx httpx does not follow (300, 304, 305): not a body
-            raise SourceUnavailableError(
-                f"Fetching {self._ref}: the server answered HTTP {response.status_code} instead of the file."
-            )
-        raise _error(outcome)
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._response is not None:
-            await self._response.aclose()
-
-
-def _error(outcome: Outcome) -> FetchError:
-    assert outcome.error is not None  # "retry" and "fail" always carry one
-    return outcome.error
-
-
-async def read_capped(response: httpx.Response, cap: int, pace: LowSpeed) -> httpx.Response:
-    """A streamed small (metadata or API) answer, read whole at `pace`; over `cap` bytes is refused."""
-    body = bytearray()
-    try:
-        async with aclosing(body_chunks(response, None, pace)) as chunks:
-            async for chunk in chunks:
-                body += chunk
-                if len(body) > cap:
-                    raise SourceUnavailableError(
-                        f"{response.request.url} answered with more than {cap} bytes; "
-                        "no Hub metadata or listing page is that large."
-                    )
-    finally:
-        await response.aclose()
-    headers = response.headers.copy()
-    headers.pop("content-encoding", None)  # `body` is decoded already
-    return httpx.Response(
-        response.status_code, headers=headers, content=bytes(body), request=response.request
-    )
-
-
-async def body_chunks(
-    response: httpx.Response, limit: int | None, pace: LowSpeed
-) -> AsyncGenerator[bytes, None]:
-    """The body's bytes, at most `limit` of them, at least at the pace.
-
-    A body that runs past `limit` yields exactly `limit` bytes and then raises
-    `IntegrityError`; one that stays below the low-speed limit raises `Retry`.
-    """
-    chunks = response.aiter_bytes()
-    received = 0
-    finished = False
-    try:
-        async for chunk in chunks:
-            received += len(chunk)
-            if limit is not None and received > limit:
-                keep = len(chunk) - (received - limit)
-                if keep:
-                    yield chunk[:keep]
-                raise IntegrityError(f"the body is longer than the {limit} bytes announced")
-            if pace.too_slow(len(chunk)):
-                slow = SourceUnavailableError(
-                    f"the body stayed below the low-speed limit ({pace.describe()})"
-                )
-                raise Retry("too slow", slow)
-            yield chunk
-        finished = True
-    finally:
-        if not finished:
-            await _drain(response, chunks)
-
-
-async def _drain(response: httpx.Response, chunks: AsyncIterator[bytes]) -> None:
-    """Close a body we stop reading early, and run httpx's nested generators to their end.
-
-    httpx does not close its inner body generators when the outer one is closed; left to the
-    garbage collector, trio reports each as a ResourceWarning. With the connection closed
-    they end at once.
-    """
-    with anyio.CancelScope(shield=True):
-        await response.aclose()
-        with suppress(Exception):
-            async for _ in chunks:
-                pass

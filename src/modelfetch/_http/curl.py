@@ -31,9 +31,10 @@ from .._core.speed import LowSpeed
 from .._core.types import AssetRef
 from .._hubapi.spec import FileMetadata
 from .._store.partial import PartialBlob
-from .client import HubClient, ca_locations
+from .client import HubClient
 from .curljob import Job, Leg
 from .curlloop import Receiver
+from .netenv import ca_locations
 from .transfer import Progress, TransferOptions
 
 MiB = 1024 * 1024

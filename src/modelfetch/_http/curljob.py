@@ -6,7 +6,7 @@ job's `Writer` thread: `pwrite` at the offset, the watermark, the content hash. 
 receiver only decides and copies 16 KiB at a time into a buffer, so the GIL it takes is
 short and rare, and the event loop's thread gets it when it asks.
 
-A `Job` is one attempt: it ends complete, or with `failure` set (`Retry` for a transient
+A `Job` is one attempt: it ends complete, or with `failure` set (`Transient` for a transient
 failure, a `FetchError` otherwise, `Stopped` when the caller went away), and `finished` is
 set once the writer has written everything that arrived, so a retry resumes exactly there.
 """
@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .._core.errors import IntegrityError, SourceUnavailableError
+from .._core.retry import Transient
 from .._core.speed import LowSpeed
 from .._core.types import AssetRef
 from .._hubapi.spec import (
@@ -31,7 +32,6 @@ from .._hubapi.spec import (
     redirect_target,
 )
 from .._store.partial import PartialBlob
-from .client import Retry
 from .niceness import lower_this_thread
 from .transfer import advance_watermark, check_complete
 
@@ -197,7 +197,7 @@ class Job:
             return
         if outcome.kind == "retry":
             assert outcome.error is not None
-            raise Retry(f"HTTP {leg.status}", outcome.error, retry_after=outcome.retry_after)
+            raise Transient(f"HTTP {leg.status}", outcome.error, retry_after=outcome.retry_after)
         if outcome.kind != "ok":
             raise outcome.error or SourceUnavailableError(
                 f"Fetching {self.ref}: the server answered HTTP {leg.status} instead of the file."
@@ -216,7 +216,7 @@ class Job:
             if leg.last is not None:  # parallel ranges need a server that honours them
                 self.ranges_ignored = True
                 stopped = SourceUnavailableError(f"Fetching {self.ref}: the server stopped honouring ranges.")
-                raise Retry("range not honoured", stopped)
+                raise Transient("range not honoured", stopped)
             self.writer.put(("restart", 0, b"", True))  # one stream: the server starts over
             leg.first = leg.pos = 0
             self.received = 0
@@ -231,7 +231,7 @@ class Job:
                 wrong = SourceUnavailableError(
                     f"Fetching {self.ref}: asked for bytes {leg.first}-{leg.last}, the server sent {sent!r}."
                 )
-                raise Retry("wrong range", wrong)
+                raise Transient("wrong range", wrong)
 
     # ---- a request ended (receiving thread) --------------------------------------------
 
@@ -243,13 +243,15 @@ class Job:
             raise leg.failure
         if failure is not None or not leg.accepted:
             cause = failure or f"HTTP {leg.status} without a body"
-            raise Retry(cause, SourceUnavailableError(f"Fetching {self.ref}: the transfer failed ({cause})."))
+            raise Transient(
+                cause, SourceUnavailableError(f"Fetching {self.ref}: the transfer failed ({cause}).")
+            )
         if leg.last is None:
             check_complete(self.ref, leg.pos, self.meta.size)
             return
         if leg.pos != leg.last + 1:
             short = SourceUnavailableError(f"Fetching {self.ref}: ranges kept ending early.")
-            raise Retry("short range", short)
+            raise Transient("short range", short)
         self.writer.put(("range", leg.first, b"", False))
 
     def check_pace(self, leg: Leg, now: float) -> None:
@@ -263,12 +265,12 @@ class Job:
                 f"Fetching {self.ref}: no bytes arrived for {self.read_timeout:g} s "
                 "(HF_HUB_DOWNLOAD_TIMEOUT)."
             )
-            raise Retry("stalled", stalled)
+            raise Transient("stalled", stalled)
         if leg.accepted and leg.pace is not None and leg.pace.too_slow(fresh):
             slow = SourceUnavailableError(
                 f"Fetching {self.ref}: the body stayed below the low-speed limit ({leg.pace.describe()})."
             )
-            raise Retry("too slow", slow)
+            raise Transient("too slow", slow)
 
 
 Work = tuple[str, int, bytes | bytearray, bool]
@@ -303,7 +305,7 @@ class Writer(threading.Thread):
         hasher.start()
         try:
             while (item := self._work.get())[0] != "end":
-                if job.failure is None or isinstance(job.failure, Stopped | Retry):  # keep good bytes
+                if job.failure is None or isinstance(job.failure, Stopped | Transient):  # keep good bytes
                     try:
                         self._do(hasher, *item)
                     except BaseException as exc:  # a disk error: the attempt fails with it

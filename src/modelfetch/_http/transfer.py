@@ -22,12 +22,14 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from .._core.errors import IntegrityError, InvalidRequestError, SourceUnavailableError
 from .._core.progress import ProgressCallback, ProgressEvent, ProgressKind, emit
+from .._core.retry import Transient
 from .._core.speed import LowSpeed
 from .._core.types import AssetRef
 from .._core.validate import check_positive_int
 from .._hubapi.spec import FileMetadata, parse_content_range, plan_ranges
 from .._store.partial import PartialBlob
-from .client import HubClient, Retry, body_chunks
+from .bodies import body_chunks
+from .client import HubClient
 
 MiB = 1024 * 1024
 _WRITE_BLOCK = MiB
@@ -130,7 +132,7 @@ def check_complete(ref: AssetRef, end: int, size: int | None) -> None:
     """Raise unless a whole body ended exactly at `size`: shorter is retried, longer is refused."""
     if size is not None and end < size:
         short = SourceUnavailableError(f"Fetching {ref}: the body kept ending early ({end} of {size} bytes).")
-        raise Retry("short body", short)
+        raise Transient("short body", short)
     if size is not None and end > size:
         raise IntegrityError(f"the body is longer than the {size} bytes announced")
 
@@ -139,7 +141,7 @@ def check_range(ref: AssetRef, response: httpx.Response, first: int, last: int |
     """Raise `Retry` unless `response` is a 206 of bytes from `first` to at most `last` (any end if None)."""
     if response.status_code != 206:
         stopped = SourceUnavailableError(f"Fetching {ref}: the server stopped honouring ranges.")
-        raise Retry("range not honoured", stopped)
+        raise Transient("range not honoured", stopped)
     span = parse_content_range(response.headers.get("content-range"))
     # It must start where asked and end no later; a shorter range is followed up by the caller.
     if span is None or span[0] != first or (last is not None and span[1] > last):
@@ -147,7 +149,7 @@ def check_range(ref: AssetRef, response: httpx.Response, first: int, last: int |
         wrong = SourceUnavailableError(
             f"Fetching {ref}: asked for bytes {first}-{last}, the server sent {sent!r}."
         )
-        raise Retry("wrong range", wrong)
+        raise Transient("wrong range", wrong)
 
 
 class Engine(Protocol):
@@ -351,7 +353,7 @@ class Transfer:
                 )
             if end != last + 1:
                 short = SourceUnavailableError(f"Fetching {ref}: ranges kept ending early.")
-                raise Retry("short range", short)
+                raise Transient("short range", short)
             await advance(first)
 
         async def worker() -> None:
