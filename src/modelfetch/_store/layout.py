@@ -197,19 +197,6 @@ def repo_folder(layout: CacheLayout, repo: RepoRef | AssetRef, *, create: bool) 
         yield folder
 
 
-def entry_in(storage: Folder, ref: AssetRef, commit: str) -> tuple[str, int] | None:
-    """`ref`'s snapshot entry at `commit` in the open repo folder: (blob name, size) if ours, else None."""
-    names = ref.filename.split("/")
-    try:
-        with (
-            open_below(storage, ("snapshots", commit, *names[:-1]), create=False) as folder,
-            open_below(storage, ("blobs",), create=False) as blobs,
-        ):
-            return _entry(folder, names[-1], len(names) + 1, blobs)
-    except (FileNotFoundError, NotADirectoryError, StorageError):
-        return None
-
-
 def list_cached(layout: CacheLayout, repo: RepoRef) -> RepoListing | None:
     """The files the cache holds for `repo`'s revision (via its ref), or None if none."""
     commit = read_ref(layout, repo, repo.revision)
