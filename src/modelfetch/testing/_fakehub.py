@@ -36,6 +36,7 @@ class FakeHub:
             is; `"separate"`: a second server on another port; `"none"`: no redirect.
         page_size: entries per page of tree listings (the Hub uses 1000).
         root: where to keep blobs; a temporary folder (removed on stop) when omitted.
+        port: the port to listen on, on 127.0.0.1 (0, the default: any free one).
 
     Example:
         ```python
@@ -52,9 +53,13 @@ class FakeHub:
         cdn: CdnMode = "alias",
         page_size: int = 1000,
         root: str | os.PathLike[str] | None = None,
+        port: int = 0,
     ) -> None:
         if cdn not in ("alias", "separate", "none"):
             raise ValueError(f"cdn must be 'alias', 'separate' or 'none', not {cdn!r}")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0 (any free one) to 65535, not {port!r}")
+        self._port = port
         self._own_root = root is None
         self._root = Path(tempfile.mkdtemp(prefix="fakehub-")) if root is None else Path(root)
         self._core = HubCore(HubState(self._root), frozenset(tokens), cdn, page_size)
@@ -106,7 +111,7 @@ class FakeHub:
         if self._servers:
             return self
         self._core.stopping.clear()
-        main = self._serve(HubServer(0, self._core))
+        main = self._serve(HubServer(self._port, self._core))
         port = main.server_address[1]
         self._core.endpoint = f"http://127.0.0.1:{port}"
         if self._core.cdn == "separate":
