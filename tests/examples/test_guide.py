@@ -30,7 +30,7 @@ RUNS = {
     "respx with pytest-asyncio, one loop for the session": (
         "guide_respx.py",
         {"asyncio_mode": "strict", "asyncio_default_test_loop_scope": "session"},
-        3,
+        7,
     ),
     "sync code, plain pytest": ("guide_sync.py", {}, 2),
 }

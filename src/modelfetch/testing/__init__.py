@@ -6,6 +6,7 @@
 - `write_model_repo`: a realistic sharded-safetensors model repo, deterministic.
 - `check_source`: a conformance check for any `ModelAssetSource`, yours included.
 - `hub_headers`: the headers the Hub sends with a file, for your own HTTP mocks (respx).
+- `mock_repo`: a whole repo (revision info, listing, every file) on a respx router, in one call.
 - `FakeHub.environment()`: point a block of code (a script, a notebook) at a FakeHub.
 - pytest fixtures `fake_hub`, `hub_env` and `hub_cache`, registered automatically when
   modelfetch is installed (the `pytest11` entry point).
@@ -21,6 +22,7 @@ from ._memory import MemorySource as MemorySource
 from ._modelrepo import ModelRepoFiles as ModelRepoFiles
 from ._modelrepo import write_model_repo as write_model_repo
 from ._requestlog import RequestRecord as RequestRecord
+from ._respx import mock_repo as mock_repo
 
 __all__ = [
     "CdnMode",
@@ -32,5 +34,6 @@ __all__ = [
     "RequestRecord",
     "check_source",
     "hub_headers",
+    "mock_repo",
     "write_model_repo",
 ]
