@@ -20,7 +20,7 @@ from anyio.lowlevel import RunVar
 from ._cached.source import CachedSource
 from ._core.errors import InvalidRequestError
 from ._core.protocol import ModelAssetSource
-from ._core.settings import Settings
+from ._core.settings import Settings, default_backend
 
 _DEFAULT: RunVar[dict[str | None, _Entry] | None] = RunVar("modelfetch_default_source", default=None)
 _generation = 0  # bumped by `reset_default_sources`: a default built before is stale
@@ -34,15 +34,14 @@ DEFAULT_BACKEND = "httpx"
 `CachedSource()`, `MirrorSource()` without an upstream): decided here and nowhere else."""
 
 
-def build_default_source(
-    settings: Settings | None = None, *, backend: str = DEFAULT_BACKEND
-) -> ModelAssetSource:
+def build_default_source(settings: Settings | None = None, *, backend: str | None = None) -> ModelAssetSource:
     """A fresh default stack, configured by `settings` (from the environment when omitted).
 
     `CachedSource(HttpHubSource())`, or `CachedSource(MirrorSource(upstream=HttpHubSource()))`
     when `MODELFETCH_MIRROR_URL` names a fleet bucket; `backend="threads"` puts `HubSource`
-    (huggingface_hub itself, Xet included) where `HttpHubSource` stands. The one place the
-    stack is put together (the CLI uses it too).
+    (huggingface_hub itself, Xet included) where `HttpHubSource` stands; without `backend`,
+    the config file's `backend`, else `DEFAULT_BACKEND`. The one place the stack is put
+    together (the CLI uses it too).
     """
     settings = settings if settings is not None else Settings.from_env()
     hub = hub_source(backend, settings)
@@ -53,14 +52,16 @@ def build_default_source(
     return CachedSource(hub, settings=settings)
 
 
-def hub_source(backend: str = DEFAULT_BACKEND, settings: Settings | None = None) -> ModelAssetSource:
-    """The Hub source named by `backend` ("threads" or "httpx").
+def hub_source(backend: str | None = None, settings: Settings | None = None) -> ModelAssetSource:
+    """The Hub source named by `backend` ("threads" or "httpx"; the config file's, else
+    `DEFAULT_BACKEND`, when None).
 
     Imported here, after `settings` were read: huggingface_hub reads `HF_*` at import.
     Lower layers that need a default upstream (`CachedSource()`, `MirrorSource()`) ask
     for it here, so no layer imports a source it does not own.
     """
     settings = settings if settings is not None else Settings.from_env()
+    backend = resolve_backend(backend)
     if backend == "threads":
         from ._hub.source import HubSource  # noqa: PLC0415
 
@@ -70,6 +71,11 @@ def hub_source(backend: str = DEFAULT_BACKEND, settings: Settings | None = None)
 
         return HttpHubSource(settings)
     raise InvalidRequestError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
+
+
+def resolve_backend(backend: str | None) -> str:
+    """`backend` if given, else the config file's `backend`, else `DEFAULT_BACKEND`."""
+    return backend or default_backend()[0] or DEFAULT_BACKEND
 
 
 _STACK_MODULES = ("modelfetch._hub.source", "modelfetch._http.source")

@@ -33,13 +33,13 @@ from .._core.progress import ProgressCallback
 from .._core.settings import Settings
 from .._core.text import printable
 from .._core.types import DEFAULT_REVISION, RepoRef
-from .._default import BACKENDS, DEFAULT_BACKEND, build_default_source, hub_source
+from .._default import BACKENDS, DEFAULT_BACKEND, build_default_source, hub_source, resolve_backend
 from .._version import __version__
-from . import cachecmd
+from . import cachecmd, configcmd
 from .bars import ProgressBars, bars_enabled
 from .get import Outcome, Planned, failure_of, get_files, plan_files
 
-_BACKEND_HELP = f"Hub source (default: {DEFAULT_BACKEND})"
+_BACKEND_HELP = f"Hub source (default: the config file's backend, else {DEFAULT_BACKEND})"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--repo-type", default="model", choices=["model", "dataset", "space"])
     common.add_argument(
         "--backend",
-        default=DEFAULT_BACKEND,
+        default=None,
         choices=BACKENDS,
         help=_BACKEND_HELP,
     )
@@ -117,12 +117,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--backend",
-        default=DEFAULT_BACKEND,
+        default=None,
         choices=BACKENDS,
         help=_BACKEND_HELP,
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--debug", action="store_true", help="show tracebacks on failure")
+    config = commands.add_parser(
+        "config", help="print the effective settings and where each came from (token not shown)"
+    )
+    config.add_argument("--format", choices=["text", "json"], default="text")
     return parser
 
 
@@ -168,7 +172,9 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
     if args.command == "demo":
         from .demo import run_demo  # noqa: PLC0415 - only the demo needs the test kit
 
-        await run_demo(size_mib=args.size, shards=args.shards, backend=args.backend, progress=progress)
+        await run_demo(
+            size_mib=args.size, shards=args.shards, backend=resolve_backend(args.backend), progress=progress
+        )
         return []
     settings = _settings(args)
     if args.command == "mirror":
@@ -223,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "cache":
         return _cache(args)
+    if args.command == "config":
+        return _config(args)
     warnings = _route_logging(debug=args.debug)
     try:
         with contextlib.ExitStack() as stack:
@@ -304,6 +312,16 @@ def _route_logging(*, debug: bool) -> logging.handlers.BufferingHandler:
     ours.setLevel(logging.WARNING)
     ours.propagate = False
     return held
+
+
+def _config(args: argparse.Namespace) -> int:
+    """`config`: the settings on stdout; a broken config file is a one-line error, status 2."""
+    try:
+        print(configcmd.report(as_json=args.format == "json"))
+    except FetchError as exc:
+        print(f"modelfetch: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, InvalidRequestError) else 1
+    return 0
 
 
 def _cache(args: argparse.Namespace) -> int:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from .config import ENV_VAR as CONFIG_VAR
+from .config import ConfigFile, load_config
 from .errors import InvalidRequestError
 from .validate import check_path, check_seconds
 
@@ -100,13 +102,25 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Resolve settings from `environ` (default `os.environ`), then apply `overrides`.
 
+        Below the environment comes the config file (`modelfetch._core.config`): read when
+        `environ` is the process's environment, or names one with `MODELFETCH_CONFIG`.
+
         Args:
             environ: the variables to read; `os.environ` when omitted.
             **overrides: field values that win over the environment (None means unset).
 
         Raises:
-            InvalidRequestError: a value is malformed (say, a non-numeric timeout).
+            InvalidRequestError: a value is malformed (say, a non-numeric timeout), or the
+                config file is (the message names its file and line).
         """
+        return cls.explain(environ, **overrides)[0]
+
+    @classmethod
+    def explain(
+        cls, environ: Mapping[str, str] | None = None, **overrides: object
+    ) -> tuple[Settings, dict[str, str]]:
+        """`from_env`, plus where each setting came from: "argument", "environment (NAME)",
+        "config file (path:line)" or "default"."""
         unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
         if unknown:
             raise InvalidRequestError(
@@ -114,21 +128,40 @@ class Settings:
                 f"known: {', '.join(f.name for f in fields(cls))}."
             )
         env = os.environ if environ is None else environ
+        file = load_config(env) if environ is None or env.get(CONFIG_VAR) else ConfigFile(None)
         home = _hf_home(env)
-        values: dict[str, object] = {
-            "endpoint": (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
-            "hub_cache": _hub_cache(env, home),
-            "token": overrides.get("token") or _token(env, home),  # a given token: no file read
-            "offline": env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
-            "etag_timeout": _float(env, "HF_HUB_ETAG_TIMEOUT", 10.0),
-            "download_timeout": _float(env, "HF_HUB_DOWNLOAD_TIMEOUT", 10.0),
-            "mirror_url": env.get("MODELFETCH_MIRROR_URL", "").strip() or None,
-            "low_speed_limit": int(_float(env, "MODELFETCH_LOW_SPEED_LIMIT", 1024)),
-            "low_speed_time": _float(env, "MODELFETCH_LOW_SPEED_TIME", 30.0),
-            "deadline": _float(env, "MODELFETCH_DEADLINE", 0.0) or None,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return replace(cls(), **values)  # type: ignore[arg-type]
+        values: dict[str, object] = {}
+        origins: dict[str, str] = {}
+        for name, (variables, read) in _FROM_ENV.items():
+            given = next((v for v in variables if env.get(v)), None)
+            if given is not None:
+                values[name], origins[name] = read(env, home), f"environment ({given})"
+            elif name in file.values:
+                values[name], origins[name] = file.values[name], f"config file ({file.origin(name)})"
+            else:
+                values[name], origins[name] = read(env, home), "default"
+        if overrides.get("token") is not None:
+            origins["token"] = "argument"
+        else:  # a given token: no file read
+            values["token"] = _token(env, home)
+            origins["token"] = (
+                "environment" if env.get("HF_TOKEN") else ("token file" if values["token"] else "default")
+            )
+        for name, value in overrides.items():
+            if value is not None:
+                values[name], origins[name] = value, "argument"
+        settings = replace(cls(), **values)  # type: ignore[arg-type]
+        for name in (f.name for f in fields(cls)):
+            origins.setdefault(name, "default")
+        return settings, origins
+
+
+def default_backend(environ: Mapping[str, str] | None = None) -> tuple[str | None, str]:
+    """The config file's `backend` (None if it sets none), and where that came from."""
+    env = os.environ if environ is None else environ
+    file = load_config(env) if environ is None or env.get(CONFIG_VAR) else ConfigFile(None)
+    backend = file.values.get("backend")
+    return (str(backend), f"config file ({file.origin('backend')})") if backend else (None, "default")
 
 
 def _hf_home(env: Mapping[str, str]) -> Path:
@@ -170,3 +203,43 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise InvalidRequestError(f"{name}={raw!r} is not a number of seconds.") from None
+
+
+def _seconds_or_none(name: str) -> Callable[[Mapping[str, str], Path], object]:
+    return lambda env, home: _float(env, name, 0.0) or None
+
+
+# Each setting: the variables that set it (first wins) and how to read it from them (or the default).
+_FROM_ENV: dict[str, tuple[tuple[str, ...], Callable[[Mapping[str, str], Path], object]]] = {
+    "endpoint": (
+        ("HF_ENDPOINT",),
+        lambda env, home: (env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
+    ),
+    "hub_cache": (
+        ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"),
+        _hub_cache,
+    ),
+    "offline": (
+        ("HF_HUB_OFFLINE",),
+        lambda env, home: env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
+    ),
+    "etag_timeout": (("HF_HUB_ETAG_TIMEOUT",), lambda env, home: _float(env, "HF_HUB_ETAG_TIMEOUT", 10.0)),
+    "download_timeout": (
+        ("HF_HUB_DOWNLOAD_TIMEOUT",),
+        lambda env, home: _float(env, "HF_HUB_DOWNLOAD_TIMEOUT", 10.0),
+    ),
+    "lock_timeout": ((), lambda env, home: 600.0),
+    "mirror_url": (
+        ("MODELFETCH_MIRROR_URL",),
+        lambda env, home: env.get("MODELFETCH_MIRROR_URL", "").strip() or None,
+    ),
+    "low_speed_limit": (
+        ("MODELFETCH_LOW_SPEED_LIMIT",),
+        lambda env, home: int(_float(env, "MODELFETCH_LOW_SPEED_LIMIT", 1024)),
+    ),
+    "low_speed_time": (
+        ("MODELFETCH_LOW_SPEED_TIME",),
+        lambda env, home: _float(env, "MODELFETCH_LOW_SPEED_TIME", 30.0),
+    ),
+    "deadline": (("MODELFETCH_DEADLINE",), _seconds_or_none("MODELFETCH_DEADLINE")),
+}
