@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job: fetch a generated model from an embedded fake Hub
@@ -26,7 +26,7 @@ test-pythons:  ## the suite (without the Ceph fleet tests) on each supported Pyt
 	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.* 2>/dev/null | sort -V | tail -1)/bin/python; \
 	  if [ ! -x "$$py" ]; then echo "== Python $$v: not installed here, skipped"; continue; fi; \
 	  echo "== Python $$v ($$py)"; \
-	  $$py -m venv .venv-$$v && .venv-$$v/bin/python -m pip install --quiet -e '.[test]' \
+	  $$py -m venv .venv-$$v && .venv-$$v/bin/python -m pip install --quiet -e '.[dev]' \
 	    && .venv-$$v/bin/python -m pytest -q -m 'not rgw' || exit 1; \
 	done
 
