@@ -4,14 +4,22 @@ A thin facade, never a twin: each call is handed to one shared event loop runnin
 daemon "portal" thread (started on first use) and the calling thread waits for the
 result. Many threads may call at once; they share the portal loop and its default
 source. Called from a thread that is itself running an event loop, the call would freeze
-that loop, so it raises `BlockingCallError` instead.
+that loop, so it raises `BlockingCallError` instead — with one exception: synchronous code
+in a notebook cell. A Jupyter kernel runs every cell on its event loop, so `fetch_sync` in
+a cell (or in sync library code a cell calls) blocks that cell until done, as
+`hf_hub_download` does; the kernel has no other requests to serve meanwhile. Told apart by
+the call stack: an IPython kernel's main thread, and no coroutine between the cell and the
+call. From inside a coroutine (`async def` in a cell, a server started in the kernel) it is
+refused as anywhere else: `await` the async twin there.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import inspect
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -35,13 +43,33 @@ _portal_cm: AbstractContextManager[BlockingPortal] | None = None
 
 def _refuse_inside_event_loop(name: str) -> None:
     running = running_backend()
-    if running is None:
+    if running is None or _called_from_a_notebook_cell():
         return
     raise BlockingCallError(
         f"modelfetch.{name}() was called from a thread running a {running} event loop, "
         f"where it would block the loop; use `await modelfetch.{name.removesuffix('_sync')}(...)` "
         "there, or call it from a worker thread."
     )
+
+
+_COROUTINE_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
+def _called_from_a_notebook_cell() -> bool:
+    """Whether this call comes from synchronous code of a notebook cell (see the module docstring)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if getattr(shell, "kernel", None) is None or threading.current_thread() is not threading.main_thread():
+        return False
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith(("IPython.", "ipykernel.")):
+            return True  # reached the kernel's cell runner without passing a coroutine
+        if frame.f_code.co_flags & _COROUTINE_FLAGS and not module.startswith("modelfetch."):
+            return False
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def _get_portal() -> BlockingPortal:
