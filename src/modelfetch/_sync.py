@@ -116,7 +116,7 @@ def close_sync(source: ModelAssetSource) -> None:
     ```
     """
     running = running_backend()
-    if running is not None:
+    if running is not None and not _called_from_a_notebook_cell():
         raise BlockingCallError(
             f"modelfetch.close_sync() was called from a thread running a {running} event loop, "
             "where it would block the loop; use `await source.aclose()` there."

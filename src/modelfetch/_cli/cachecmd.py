@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._core.errors import AssetNotFoundError, IntegrityError, RevisionNotFoundError, StorageError
+from .._core.errors import (
+    AssetNotFoundError,
+    IntegrityError,
+    InvalidRequestError,
+    RevisionNotFoundError,
+    StorageError,
+)
 from .._core.validate import check_repo_id, check_revision
 from .._store.anchored import Folder, open_folder, parent_folder, relative_parts, walk_files
 from .._store.layout import ORPHAN_TEMP, blob_of_link
@@ -40,6 +46,27 @@ class Report:
 
     lines: tuple[str, ...]
     ok: bool = True
+
+
+_TYPES = {
+    "model": "model",
+    "models": "model",
+    "dataset": "dataset",
+    "datasets": "dataset",
+    "space": "space",
+    "spaces": "space",
+}
+
+
+def split_target(target: str, repo_type: str | None) -> tuple[str, str]:
+    """(repo type, repo id) of a command's target: `org/name`, or hf cache's `TYPE/org/name`."""
+    head, _, rest = target.partition("/")
+    if head in _TYPES and rest.count("/") == 1:
+        kind = _TYPES[head]
+        if repo_type is not None and repo_type != kind:
+            raise InvalidRequestError(f"{target!r} names a {kind} but --repo-type says {repo_type}.")
+        return kind, rest
+    return repo_type or "model", target
 
 
 def _scan(root: Path) -> Any:
@@ -222,6 +249,11 @@ def verify(root: Path, repo_id: str, repo_type: str, revision: str) -> Report:
                 lines.append(f"{what} {name}: {_PROBLEMS.get(problem, problem)}")
                 bad += 1
     lines.append(f"{repo_type} {repo_id}@{commit[:12]}: {checked} file(s) checked, {bad} problem(s)")
+    if bad:
+        lines.append(
+            f"to repair: modelfetch snapshot {repo_id} --revision {commit} --force-download"
+            + ("" if repo_type == "model" else f" --repo-type {repo_type}")
+        )
     return Report(tuple(lines), ok=bad == 0)
 
 

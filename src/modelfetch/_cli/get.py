@@ -100,10 +100,10 @@ class Planned:
 async def plan_files(
     args: argparse.Namespace, source: ModelAssetSource, cache: Path
 ) -> tuple[str, list[Planned]]:
-    """`get --dry-run`: the commit, and each file's size and whether the cache holds it; nothing fetched."""
+    """`get/snapshot --dry-run`: the commit, each file's size and whether it is cached; nothing fetched."""
     listing = await source.list_files(RepoRef(args.repo, args.revision or DEFAULT_REVISION, args.repo_type))
     sizes = {f.path: f.size for f in listing.files}
-    names = list(args.files) or [f.path for f in listing.files]
+    names = list(getattr(args, "files", None) or []) or [f.path for f in listing.files]
     names = filter_paths(names, args.include, args.exclude)
     missing = [name for name in names if name not in sizes]
     if missing:

@@ -35,7 +35,7 @@ from .._core.text import printable
 from .._core.types import DEFAULT_REVISION, RepoRef
 from .._default import BACKENDS, DEFAULT_BACKEND, build_default_source, hub_source, resolve_backend
 from .._version import __version__
-from . import cachecmd, configcmd
+from . import cachecmd, cachels, configcmd
 from .bars import ProgressBars, bars_enabled
 from .get import Outcome, Planned, failure_of, get_files, plan_files
 
@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("--exclude", action="append", default=None, metavar="GLOB")
     snap.add_argument("--max-workers", type=_positive_int, default=DEFAULT_SNAPSHOT_WORKERS)
     snap.add_argument("--local-dir", default=None, help="also copy the files into this folder; print it")
+    snap.add_argument(
+        "--dry-run", action="store_true", help="list files, sizes and what is cached; fetch nothing"
+    )
 
     _add_cache_commands(commands)
 
@@ -139,14 +142,19 @@ def _add_cache_commands(commands: Any) -> None:
     dry = argparse.ArgumentParser(add_help=False)
     dry.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
     one_repo = argparse.ArgumentParser(add_help=False)
-    one_repo.add_argument("repo")
-    one_repo.add_argument("--repo-type", default="model", choices=["model", "dataset", "space"])
-    cache_commands.add_parser(
+    one_repo.add_argument("repo", help="org/name, or hf cache's TYPE/org/name (model/, dataset/, space/)")
+    one_repo.add_argument("--repo-type", default=None, choices=["model", "dataset", "space"])
+    ls = cache_commands.add_parser(
         "ls", parents=[where], help="list cached repos: type, id, revisions, files, size"
     )
+    ls.add_argument("--format", choices=["text", "json"], default="text")
+    ls.add_argument("--revisions", action="store_true", help="one row per cached revision")
+    ls.add_argument("--sort", choices=["name", "size", "modified"], default="name")
+    ls.add_argument("--filter", default=None, metavar="GLOB", help="only repos whose id matches GLOB")
     rm = cache_commands.add_parser(
         "rm", parents=[where, dry, one_repo], help="remove a repo, or one revision; shared blobs stay"
     )
+    rm.add_argument("-y", "--yes", action="store_true", help="accepted for hf cache parity (we never ask)")
     rm.add_argument("--revision", default=None, help="one revision (commit or ref) instead of the whole repo")
     cache_commands.add_parser(
         "prune", parents=[where, dry], help="remove detached revisions and abandoned partial downloads"
@@ -181,7 +189,7 @@ async def _run(args: argparse.Namespace, progress: ProgressCallback | None) -> l
         with forcing(args.force_download):  # the upstream downloads again what it pushes
             return [Outcome(args.repo, path=Path(await _push(args, settings)))]
     async with contextlib.aclosing(build_default_source(settings, backend=args.backend)) as source:
-        if args.command == "get" and args.dry_run:
+        if args.dry_run:  # get or snapshot: the same plan
             commit, planned = await plan_files(args, source, settings.hub_cache)
             _print_plan(args, commit, planned)
             return []
@@ -244,7 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"modelfetch: error: {_one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, InvalidRequestError) else 1
     except KeyboardInterrupt:
-        print("modelfetch: interrupted", file=sys.stderr)
+        print(
+            "modelfetch: interrupted; run the same command again to go on (finished files are kept, "
+            "large partial files resume where they stopped)",
+            file=sys.stderr,
+        )
         return 130
     _print_results(args, outcomes)
     failure = failure_of(outcomes)
@@ -259,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_plan(args: argparse.Namespace, commit: str, planned: list[Planned]) -> None:
-    """`get --dry-run`: one line per file (or one JSON document), then what would move."""
+    """`get/snapshot --dry-run`: one line per file (or one JSON document), then what would move."""
     if args.format == "json":
         files = [{"file": p.name, "size": p.size, "cached": p.cached} for p in planned]
         print(json.dumps({"repo": args.repo, "commit": commit, "files": files}, indent=2))
@@ -329,8 +341,10 @@ def _cache(args: argparse.Namespace) -> int:
     try:
         root = Settings.from_env(hub_cache=args.cache_dir).hub_cache
         if args.cache_command == "ls":
-            print(_cache_table(root))
+            print(cachels.listing(root, args))
             return 0
+        if args.cache_command != "prune":
+            args.repo_type, args.repo = cachecmd.split_target(args.repo, args.repo_type)
         if args.cache_command == "rm":
             report = cachecmd.remove(root, args.repo, args.repo_type, args.revision, dry_run=args.dry_run)
         elif args.cache_command == "prune":
@@ -343,29 +357,6 @@ def _cache(args: argparse.Namespace) -> int:
     for line in report.lines:
         print(printable(line))
     return 0 if report.ok else 1
-
-
-def _cache_table(root: Path) -> str:
-    """The repos in the cache at `root` as a table (huggingface_hub's own scan)."""
-    if not root.is_dir():
-        return f"no cache at {root}"
-    from huggingface_hub import scan_cache_dir  # noqa: PLC0415 - huggingface_hub reads HF_* at import
-
-    report = scan_cache_dir(root)
-    rows: list[tuple[str, ...]] = [("TYPE", "REPO", "REVISIONS", "FILES", "SIZE")]
-    for repo in sorted(report.repos, key=lambda r: (r.repo_type, r.repo_id)):
-        refs = sorted({ref for rev in repo.revisions for ref in rev.refs}) or [
-            rev.commit_hash[:8] for rev in repo.revisions
-        ]
-        cells = (repo.repo_type, repo.repo_id, ",".join(refs), str(repo.nb_files), repo.size_on_disk_str)
-        rows.append(tuple(printable(cell) for cell in cells))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-    lines.append(f"{len(report.repos)} repos, {report.size_on_disk_str} in {printable(str(root))}")
-    lines += [f"warning: {printable(_one_line(w))}" for w in report.warnings]
-    return "\n".join(lines)
 
 
 def _one_line(exc: BaseException | str) -> str:
