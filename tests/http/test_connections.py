@@ -127,7 +127,7 @@ async def test_respx_still_intercepts(using: str) -> None:
 @pytest.mark.parametrize("using", ["httpcore", "httpx"])
 def test_a_patched_request_path_is_noticed_without_reading_respx(using: str) -> None:
     """Under respx (either mocker) the source sees a patched transport; outside it, none."""
-    from modelfetch._http.source import transport_patched
+    from modelfetch._core.mocking import http_mocked as transport_patched
 
     assert not transport_patched()
     with respx.mock(using=using):

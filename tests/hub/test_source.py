@@ -253,3 +253,19 @@ async def test_verify_guards_against_corrupt_downloads(
         else:
             resolved = await hub.resolve(AssetRef("org/model", "w.safetensors"))
             assert resolved.path.read_bytes() != data  # huggingface_hub publishes what it received
+
+
+async def test_under_a_respx_mock_hubsource_refuses_instead_of_going_around_it(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    """respx cannot see huggingface_hub's client: HubSource says so at once and sends nothing."""
+    import respx
+
+    fake_hub.add_files("org/model", {"config.json": b"{}"})
+    settings = Settings.from_env({}, endpoint=fake_hub.endpoint, hub_cache=tmp_path / "cache")
+    async with HubSource(settings) as source:
+        with respx.mock(assert_all_mocked=True), pytest.raises(modelfetch.InvalidRequestError, match="respx"):
+            await source.resolve(AssetRef("org/model", "config.json"))
+        assert fake_hub.count() == 0
+        got = await source.resolve(AssetRef("org/model", "config.json"))  # without the mock: as before
+    assert got.path.read_bytes() == b"{}"

@@ -24,7 +24,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import httpcore
 import httpx
 from anyio.abc import AsyncResource
 
@@ -39,6 +38,7 @@ from .._core.errors import (
 )
 from .._core.force import force_requested
 from .._core.lru import Lru
+from .._core.mocking import http_mocked
 from .._core.progress import ProgressCallback, ProgressKind
 from .._core.retry import RetryPolicy
 from .._core.settings import Settings
@@ -282,7 +282,7 @@ class HttpHubSource(AsyncResource):
         try:
             if meta.size is not None:
                 await self._thread(ensure_room, partial.blob.parent, meta.size - start, ref)
-            engine = self._transfer if transport_patched() else self._engine  # a mock is never gone around
+            engine = self._transfer if http_mocked() else self._engine  # a mock is never gone around
             size = await engine.run(ref, meta, partial, start, progress, alone=self._resolving <= 1)
             await self._thread(partial.verify)
         except IntegrityError as exc:
@@ -313,28 +313,6 @@ class HttpHubSource(AsyncResource):
             name: str = etag if etag is not None else await self._thread(_sha256_of, partial.path)
             pointer = await self._thread(self._store.publish, partial, ref, meta.commit, name)
         return ResolvedAsset(ref, pointer, meta.commit, size, name, Origin.NETWORK)
-
-
-def transport_patched() -> bool:
-    """Whether httpx's request path is patched right now (a respx mock, or another test double).
-
-    Then every body goes through httpx, so the mock sees it instead of another engine going
-    around it. Looks at where httpx's and httpcore's request methods are defined (a patch is
-    defined elsewhere: respx's `using="httpx"` replaces `AsyncClient._transport_for_url`, its
-    default replaces httpcore's `handle_async_request`), never at respx's own state.
-    """
-    for owner, name, home in _PATCH_POINTS:
-        method = getattr(owner, name, None)
-        if method is not None and not (getattr(method, "__module__", None) or "").startswith(home):
-            return True
-    return False
-
-
-_PATCH_POINTS = (
-    (httpx.AsyncClient, "_transport_for_url", "httpx"),
-    (httpcore.AsyncConnectionPool, "handle_async_request", "httpcore"),
-    (httpcore.AsyncHTTPConnection, "handle_async_request", "httpcore"),
-)
 
 
 def _sha256_of(path: Path) -> str:

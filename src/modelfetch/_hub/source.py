@@ -26,8 +26,9 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.hf_api import RepoFile as HfRepoFile
 
 from .._core.deadline import within_deadline
-from .._core.errors import FetchError, IntegrityError, SourceUnavailableError
+from .._core.errors import FetchError, IntegrityError, InvalidRequestError, SourceUnavailableError
 from .._core.force import force_requested
+from .._core.mocking import http_mocked
 from .._core.progress import ProgressCallback, ProgressKind
 from .._core.retry import RetryPolicy, Transient, retrying
 from .._core.settings import Settings
@@ -142,6 +143,12 @@ class HubSource(AsyncResource):
 
     async def _in_thread(self, what: AssetRef | RepoRef, pinned: str | None, func: Any, *args: Any) -> Any:
         """`func(*args)` in a guarded worker thread; abandoned (and told to stop) if we are cancelled."""
+        if http_mocked():  # respx patches httpx; huggingface_hub's httpx2 would go to the network
+            raise InvalidRequestError(
+                f"Fetching {what}: HubSource uses huggingface_hub's own HTTP client, which a respx "
+                "mock does not intercept, so nothing was sent; in respx tests use the default stack "
+                "(no source=, or HttpHubSource), or test HubSource against modelfetch.testing.FakeHub."
+            )
         s = self.settings
         guard = CallGuard(
             str(what),

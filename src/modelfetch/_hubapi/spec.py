@@ -208,9 +208,10 @@ def error_for_status(
             f"Fetching {what}: the server refused access (HTTP {status}); {token_hint}, "
             "or check that the repo and file exist (some servers answer 401 for missing files)."
         )
-    if status in (404, 410):
+    if status in (404, 410):  # the Hub always says which: a bare 404 may be a server that is no Hub
         return AssetNotFoundError(
-            f"Fetching {what}: the server answered {status} Not Found; check the names."
+            f"Fetching {what}: the server answered {status} Not Found without the Hub's X-Error-Code; "
+            "check the repo id, revision and filename, and that HF_ENDPOINT is a Hub."
         )
     if status == 400:
         return InvalidRequestError(f"Fetching {what}: the server rejected the request as invalid (HTTP 400).")
