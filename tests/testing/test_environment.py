@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 from huggingface_hub import constants, hf_hub_download
 
 import modelfetch
+from modelfetch import Settings
 from modelfetch.testing import FakeHub, MemorySource, hub_headers
 from modelfetch.testing._headers import EXAMPLE_COMMIT
 
@@ -66,3 +68,17 @@ def test_hub_headers_carry_the_etag_the_hub_would_send(lfs: bool) -> None:
     git = hashlib.sha1(b"blob 5\0hello", usedforsecurity=False).hexdigest()
     expected = hashlib.sha256(data).hexdigest() if lfs else git
     assert headers == {"X-Repo-Commit": EXAMPLE_COMMIT, "ETag": f'"{expected}"', "Content-Length": "5"}
+
+
+def test_the_developers_own_modelfetch_settings_stay_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A personal config file and MODELFETCH_* variables do not reach code run in the environment."""
+    personal = tmp_path / "personal.toml"
+    personal.write_text('endpoint = "http://127.0.0.1:9"\nmirror_url = "s3://team/models"\n')
+    monkeypatch.setenv("MODELFETCH_CONFIG", str(personal))
+    monkeypatch.setenv("MODELFETCH_MIRROR_URL", "s3://my/bucket")
+    with FakeHub() as hub, hub.environment(tmp_path / "home"):
+        settings = Settings.from_env()
+        assert (settings.endpoint, settings.mirror_url) == (hub.endpoint, None)
+    assert Settings.from_env().mirror_url == "s3://my/bucket"  # restored afterwards

@@ -217,7 +217,7 @@ async def run_demo(
         found = await anyio.to_thread.run_sync(_interop_check, cache, commit, model.files)
     print(
         f"fetched      {len(model.files)} files, {total / _MIB:.1f} MiB in {elapsed:.2f} s "
-        f"({_rate(total, elapsed)}) into {folder[0]}",
+        f"({_rate(total, elapsed)}) into {folder[0]} (a temporary cache, removed as the demo ends)",
         file=out,
     )
     print(f"source       CachedSource({name})", file=out)

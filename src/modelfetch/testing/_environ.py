@@ -19,14 +19,31 @@ from typing import Any
 from .._default import reset_default_sources
 from .._sync import shutdown_sync
 
-_CLEARED = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_TOKEN_PATH")
+_CLEARED = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_OFFLINE",
+    "HF_TOKEN_PATH",
+    "MODELFETCH_MIRROR_URL",  # the developer's fleet bucket is not the test's
+    "MODELFETCH_DEADLINE",
+    "MODELFETCH_LOW_SPEED_LIMIT",
+    "MODELFETCH_LOW_SPEED_TIME",
+)
 
 
 @contextlib.contextmanager
 def hub_environment(endpoint: str, home: Path) -> Iterator[Path]:
-    """Aim `HF_*` (and huggingface_hub's constants) at `endpoint` and `home`; yield the hub cache."""
+    """Aim `HF_*` (and huggingface_hub's constants) at `endpoint` and `home`; yield the hub cache.
+
+    The developer's own modelfetch settings stay out: `MODELFETCH_*` variables are cleared and
+    `MODELFETCH_CONFIG` names an empty config file in `home`.
+    """
     cache = home / "hub"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "modelfetch.toml"
+    config.touch()
     wanted: dict[str, str | None] = {
+        "MODELFETCH_CONFIG": str(config),
         "HF_ENDPOINT": endpoint,
         "HF_HOME": str(home),
         "HF_HUB_CACHE": str(cache),
