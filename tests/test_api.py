@@ -205,3 +205,25 @@ def test_the_first_default_fetch_imports_the_hub_client_off_the_loop(tmp_path: P
         [sys.executable, "-c", _FIRST_FETCH], env=env, capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "worker", done.stderr
+
+
+async def test_a_failed_snapshot_says_what_was_fetched_and_what_was_stopped() -> None:
+    """One failure among five files, one at a time: the message counts fetched, stopped and bytes left."""
+    from modelfetch._api import fetch_many
+
+    class Failing:
+        async def resolve(
+            self, ref: modelfetch.AssetRef, *, progress: object = None
+        ) -> modelfetch.ResolvedAsset:
+            if ref.filename == "b":
+                raise modelfetch.StorageError("the disk is full")
+            origin = modelfetch.Origin.MEMORY
+            return modelfetch.ResolvedAsset(ref, Path("/nowhere") / ref.filename, "c" * 40, 1, "", origin)
+
+    names = ["a", "b", "c", "d", "e"]
+    sizes = dict.fromkeys(names, 10)
+    with pytest.raises(modelfetch.SnapshotError) as caught:
+        await fetch_many(Failing(), modelfetch.RepoRef("org/m", "c" * 40), names, max_workers=1, sizes=sizes)  # type: ignore[arg-type]
+    assert "1 of 5 files failed (1 fetched, 3 stopped at the first failure; 40 bytes still to fetch)" in str(
+        caught.value
+    )

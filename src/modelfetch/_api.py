@@ -187,8 +187,14 @@ async def fetch_many(
             tg.start_soon(worker)
     if errors:
         lines = "; ".join(f"{p}: {e}" for p, e in sorted(errors.items()))
+        stopped = len(names) - len(errors) - len(paths)
+        left = sum((sizes or {}).get(n, 0) for n in names if n not in paths)
         raise SnapshotError(
-            f"Fetching from {pinned}: {len(errors)} of {len(names)} files failed: {lines}", errors
+            f"Fetching from {pinned}: {len(errors)} of {len(names)} files failed ({len(paths)} fetched"
+            + (f", {stopped} stopped at the first failure" if stopped else "")
+            + (f"; {left} bytes still to fetch" if left else "")
+            + f"): {lines}",
+            errors,
         )
     return paths
 

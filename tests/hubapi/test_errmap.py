@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import inspect
+import os
 import types
 
 import filelock
@@ -96,3 +97,14 @@ def test_asset_not_found_is_a_file_not_found_error() -> None:
     """Callers can catch a missing file as the builtin FileNotFoundError."""
     assert issubclass(modelfetch.AssetNotFoundError, FileNotFoundError)
     assert issubclass(modelfetch.StorageError, OSError)
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.EPERM])
+def test_a_cache_that_cannot_be_written_says_what_to_do(code: int) -> None:
+    """A read-only or foreign-owned cache: StorageError naming the path and the three ways out."""
+    exc = OSError(code, os.strerror(code), "/data/hf/models--org--model/blobs/x.incomplete")
+    error = to_fetch_error(exc, ErrorContext(AssetRef("org/model", "config.json")))
+    assert isinstance(error, modelfetch.StorageError)
+    assert "/data/hf/models--org--model/blobs/x.incomplete" in str(error)
+    assert "HF_HUB_CACHE" in str(error)
+    assert "HF_HUB_OFFLINE=1" in str(error)

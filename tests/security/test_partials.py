@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import modelfetch
 from modelfetch import AssetRef, HttpHubSource, HubSource, ModelAssetSource, Settings, TransferOptions
 from modelfetch.testing import FakeHub
 
@@ -74,3 +75,22 @@ async def test_the_finisher_removes_a_killed_downloads_partial(
         got = await source.resolve(AssetRef("org/model", "w.bin", commit))
     assert got.path.read_bytes() == data
     assert sorted(p.name for p in blobs.iterdir()) == [etag]
+
+
+async def test_the_free_space_check_leaves_no_empty_partial(
+    fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file larger than the free space: StorageError before any byte, and no 0-byte partial left."""
+    from collections import namedtuple
+
+    from modelfetch._store import layout
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(layout.shutil, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 1024))
+    commit = fake_hub.add_files("org/model", {"w.bin": os.urandom(3 * MiB)}, lfs=True)
+    settings = Settings.from_env({}, endpoint=fake_hub.endpoint, hub_cache=tmp_path / "cache")
+    options = TransferOptions(small_file_limit=0)
+    async with HttpHubSource(settings, retry=FAST, options=options) as source:
+        with pytest.raises(modelfetch.StorageError, match="more bytes are needed"):
+            await source.resolve(AssetRef("org/model", "w.bin", commit))
+    assert not [p.name for p in (tmp_path / "cache").rglob("*.incomplete*")]

@@ -291,8 +291,9 @@ class HttpHubSource(AsyncResource):
             raise IntegrityError(f"Fetching {ref}: {exc}; nothing was published, retry.") from None
         except OSError as exc:
             full = exc.errno == errno.ENOSPC  # keeping partial data on a full disk only makes it worse
+            empty = partial.watermark == 0  # nothing to resume from (the free-space check refused)
             with anyio.CancelScope(shield=True):
-                await self._thread(partial.discard if full else partial.close)
+                await self._thread(partial.discard if full or empty else partial.close)
             if full:
                 raise StorageError(
                     f"Fetching {ref}: the disk is full ({self.settings.hub_cache}); nothing was "

@@ -161,6 +161,13 @@ def _os_error(exc: BaseException, ctx: ErrorContext) -> FetchError:
         )
     if exc.errno == errno.ENOSPC:
         return StorageError(f"Fetching {ctx.what}: the disk is full; free space in the cache folder.")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return StorageError(
+            f"Fetching {ctx.what}: the cache folder cannot be written{where}: {_first_line(exc)}. "
+            "Point HF_HUB_CACHE at a writable folder, fix its permissions, or set HF_HUB_OFFLINE=1 "
+            "to use what it already holds."
+        )
     return StorageError(f"Fetching {ctx.what}: local file error ({type(exc).__name__}: {_first_line(exc)}).")
 
 
