@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import anyio
@@ -82,3 +83,22 @@ async def test_local_dir_errors_are_typed(hub_env: FakeHub, tmp_path: Path) -> N
             await modelfetch.fetch("org/model", "config.json", local_dir=not_a_folder / "out")
     finally:
         await modelfetch.aclose_default_source()
+
+
+async def test_weights_in_local_dir_share_the_cache_blob_configs_are_copies(
+    hub_env: FakeHub, tmp_path: Path
+) -> None:
+    """One copy on disk: a 2 MiB file is a hard link to its blob; a small config is a copy of its own."""
+    weights, config = os.urandom(2 * 1024 * 1024), b'{"a": 1}'
+    hub_env.add_files("org/model", {"w.safetensors": weights, "config.json": config})
+    local = tmp_path / "local"
+    folder = await modelfetch.snapshot("org/model", local_dir=local)
+    cache = Path(modelfetch.Settings.from_env().hub_cache)
+    (blob,) = [
+        p for p in (cache / "models--org--model" / "blobs").iterdir() if p.stat().st_size == len(weights)
+    ]
+    linked = (folder / "w.safetensors").stat()
+    assert (linked.st_ino, linked.st_nlink) == (blob.stat().st_ino, 2)
+    assert (folder / "w.safetensors").read_bytes() == weights
+    assert (folder / "config.json").stat().st_nlink == 1
+    assert (folder / "config.json").read_bytes() == config

@@ -1,10 +1,12 @@
 """`local_dir=`: files copied out of the cache into a folder, as huggingface_hub's `local_dir` lays them.
 
 Each file lands at `local_dir/<path in the repo>` (written to a temporary name, then
-renamed: a reader never sees half a file), and huggingface_hub's bookkeeping
-(`.cache/huggingface/download/<path>.metadata`: commit, etag, time, under its `.lock`) is
-written after it, so `hf_hub_download(..., local_dir=...)` recognises the file and we
-recognise its. A file already there with matching metadata is not copied again.
+renamed: a reader never sees half a file) — a hard link to the cache's blob for files of
+1 MiB or more where the filesystem allows (one copy of the weights on disk), a copy
+otherwise — and huggingface_hub's bookkeeping (`.cache/huggingface/download/<path>.metadata`:
+commit, etag, time, under its `.lock`) is written after it, so
+`hf_hub_download(..., local_dir=...)` recognises the file and we recognise its. A file
+already there with matching metadata is not copied again.
 
 Nothing is written through a link inside `local_dir` that we did not create (the folder
 itself may be a link: the caller named it): folders are walked with `anchored`, and the
@@ -23,7 +25,7 @@ import uuid
 from pathlib import Path
 
 from ._core.errors import StorageError
-from ._store.anchored import NONBLOCK, open_folder, parent_folder
+from ._store.anchored import NONBLOCK, Folder, open_folder, parent_folder
 from ._store.layout import replace_file, write_new
 from ._store.locks import NoFollowLock
 
@@ -94,23 +96,51 @@ def _up_to_date(
 
 
 def _copy_in(local_dir: Path, cached: Path, target: Path) -> None:
-    """Copy `cached` to `target` through a fresh temporary name and a rename."""
+    """Put `cached`'s bytes at `target` (a hard link, else a copy) via a temporary name and a rename."""
     source = os.open(cached, os.O_RDONLY | NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        if not stat.S_ISREG(os.fstat(source).st_mode):
+        st = os.fstat(source)
+        if not stat.S_ISREG(st.st_mode):
             raise StorageError(f"{cached} is not a regular file; it was not copied.")
         os.set_blocking(source, True)
         with parent_folder(local_dir, target, create=True) as (folder, name):
             tmp = f".{name}.{uuid.uuid4().hex}.modelfetch.incomplete"
             try:
-                fd = folder.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-                with open(fd, "wb") as dst, open(source, "rb", closefd=False) as src:
-                    shutil.copyfileobj(src, dst, 1024 * 1024)
+                if not (st.st_size >= LINK_MIN_SIZE and _linked(folder, tmp, cached, st)):
+                    fd = folder.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                    with open(fd, "wb") as dst, open(source, "rb", closefd=False) as src:
+                        shutil.copyfileobj(src, dst, 1024 * 1024)
                 folder.replace(tmp, name)
             finally:
                 folder.unlink(tmp)
     finally:
         os.close(source)
+
+
+LINK_MIN_SIZE = 1024 * 1024
+"""Files this big get a hard link to the cache's blob in `local_dir` instead of a second copy.
+
+One copy on disk, as `hf download --local-dir` keeps (it skips the cache instead). Smaller
+files — configs, tokenizers: the ones people edit — are copied, since an edit made in place
+through a hard link would change the cache's blob too (`modelfetch cache verify` finds that).
+"""
+
+
+def _linked(folder: Folder, name: str, cached: Path, opened: os.stat_result) -> bool:
+    """Hard-link `cached` as `name` if it is still the file we opened; whether that worked.
+
+    Across filesystems, where links are refused (another user's file, a FAT disk) or when the
+    entry changed since we opened it, there is no link and the caller copies.
+    """
+    try:
+        folder.hardlink(os.fspath(cached), name)
+    except OSError:
+        return False
+    st = folder.lstat(name)
+    if st is None or (st.st_dev, st.st_ino) != (opened.st_dev, opened.st_ino):
+        folder.unlink(name)
+        return False
+    return True
 
 
 def _write_metadata(local_dir: Path, meta: Path, text: str) -> None:

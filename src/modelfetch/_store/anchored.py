@@ -125,6 +125,10 @@ class Folder:
         except (FileNotFoundError, NotADirectoryError, OSError):
             return None
 
+    def hardlink(self, source: str, name: str) -> None:
+        """Create `name` as a hard link to the file at path `source` (never replacing anything)."""
+        os.link(source, self._at(name), dst_dir_fd=self.fd)
+
     def symlink(self, target: str, name: str) -> None:
         """Create link `name` pointing at `target` (never replacing anything)."""
         os.symlink(target, self._at(name), dir_fd=self.fd)
