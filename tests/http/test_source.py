@@ -8,12 +8,23 @@ import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import respx
 
 import modelfetch
-from modelfetch import AssetRef, HttpHubSource, Origin, RetryPolicy, Settings, TransferOptions
+from modelfetch import (
+    AssetRef,
+    HttpHubSource,
+    Origin,
+    ProgressEvent,
+    ProgressKind,
+    RetryPolicy,
+    Settings,
+    TransferOptions,
+)
+from modelfetch.testing import FakeHub
 
 E = "http://hub.test"
 COMMIT = "c" * 40
@@ -233,3 +244,38 @@ async def test_offline_never_touches_the_network(tmp_path: Path) -> None:
             await source.resolve(REF)
         with pytest.raises(modelfetch.OfflineError):
             await source.list_files(modelfetch.RepoRef("org/model"))
+
+
+async def test_waiting_for_another_process_is_a_progress_event(fake_hub: FakeHub, tmp_path: Path) -> None:
+    """A blob another process holds the lock of: WAITING first, then the transfer once it lets go."""
+    import filelock
+
+    data = os.urandom(5 * 1024 * 1024)
+    commit = fake_hub.add_files("org/model", {"w.bin": data}, lfs=True)
+    settings = Settings.from_env({}, endpoint=fake_hub.endpoint, hub_cache=tmp_path / "cache")
+    etag = hashlib.sha256(data).hexdigest()
+    held = filelock.FileLock(str(tmp_path / "cache" / ".locks" / "models--org--model" / f"{etag}.lock"))
+    held.acquire()
+    waiting = anyio.Event()
+    kinds: list[ProgressKind] = []
+
+    def progress(event: ProgressEvent) -> None:
+        kinds.append(event.kind)
+        if event.kind is ProgressKind.WAITING:
+            waiting.set()
+
+    async with HttpHubSource(settings) as source, anyio.create_task_group() as tg:
+        result: list[Path] = []
+
+        async def fetch() -> None:
+            result.append(
+                (await source.resolve(AssetRef("org/model", "w.bin", commit), progress=progress)).path
+            )
+
+        tg.start_soon(fetch)
+        with anyio.fail_after(30):
+            await waiting.wait()
+        held.release()
+    assert result[0].read_bytes() == data
+    assert kinds[0] is ProgressKind.WAITING
+    assert kinds[-1] is ProgressKind.FINISHED

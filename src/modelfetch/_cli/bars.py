@@ -46,6 +46,9 @@ class ProgressBars:
     def __call__(self, event: ProgressEvent) -> None:
         """Update the bars for one event."""
         ref = event.ref
+        if event.kind is ProgressKind.WAITING:
+            tqdm.write(f"{ref.filename[-60:]}: another process is downloading it; waiting", file=self._stream)
+            return
         if event.kind is ProgressKind.STARTED:
             self._total.total += event.total or 0
             self._total.refresh()

@@ -15,6 +15,9 @@ logger = logging.getLogger("modelfetch")
 class ProgressKind(enum.Enum):
     """What happened to a transfer."""
 
+    WAITING = "waiting"
+    """Another process is downloading the same file; this call waits for it (then STARTED, or
+    FINISHED at once when the other process's copy is the file)."""
     STARTED = "started"
     ADVANCED = "advanced"
     FINISHED = "finished"
@@ -26,7 +29,7 @@ class ProgressEvent:
     """One step of one file's transfer.
 
     Attributes:
-        kind: started, advanced, finished or failed.
+        kind: waiting (for another process), started, advanced, finished or failed.
         ref: the file.
         done: bytes transferred so far.
         total: the file's size, when known.

@@ -39,7 +39,7 @@ from .._core.errors import (
 from .._core.force import force_requested
 from .._core.lru import Lru
 from .._core.mocking import http_mocked
-from .._core.progress import ProgressCallback, ProgressKind
+from .._core.progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from .._core.retry import RetryPolicy
 from .._core.settings import Settings
 from .._core.speed import LowSpeed
@@ -259,7 +259,9 @@ class HttpHubSource(AsyncResource):
     ) -> ResolvedAsset:
         name = etag if etag is not None else f"unnamed-{uuid.uuid4().hex}"
         lock = self._store.lock(ref, name)
-        await self._thread(self._store.acquire, lock)
+        if not await self._thread(lock.try_acquire):  # say so while another process downloads it
+            emit(progress, ProgressEvent(ProgressKind.WAITING, ref, 0, meta.size))
+            await self._thread(self._store.acquire, lock)
         try:
             if etag is not None and not forced:  # another process may have finished it meanwhile
                 found: ResolvedAsset | None = await self._thread(
