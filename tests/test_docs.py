@@ -1,5 +1,6 @@
-"""Every Python block of the README and docs/ runs as written (blocks that include a file
-from tests/guide are run where that file is tested).
+"""Every Python block of the README and docs/ runs as written (a block that is a file of
+tests/guide — its first line says which — is run where that file is tested, and checked
+here to be exactly that file).
 
 Each block runs in a Python process of its own, pointed at a FakeHub serving `org/model`
 (a sharded safetensors model with config and tokenizer, plus a single `model.safetensors`):
@@ -45,12 +46,26 @@ def _blocks() -> Iterator[tuple[str, str]]:
     for page in PAGES:
         for number, match in enumerate(FENCE.finditer(page.read_text()), start=1):
             body = match.group(1)
-            if body.lstrip().startswith("--8<--"):
+            if body.startswith("# tests/guide/"):
                 continue  # a file of tests/guide, run by tests/examples
+            if body.lstrip().startswith("--8<--"):
+                continue  # a data file shown as it is (the fleet benchmark's table)
             yield f"{page.relative_to(ROOT)}#{number}", body
 
 
 BLOCKS = dict(_blocks())
+
+
+def test_the_guide_files_are_the_pages_code() -> None:
+    """tests/guide holds, byte for byte, the code the pages show (the pages are the source)."""
+    from .examples.guide_pages import guide_blocks
+
+    blocks = guide_blocks()
+    assert len(blocks) >= 7
+    for name, code in blocks.items():
+        assert (ROOT / name).read_text() == code, (
+            f"{name} differs from its page: run python -m tests.examples.guide_pages"
+        )
 
 
 @pytest.fixture(scope="module")
