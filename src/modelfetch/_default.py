@@ -138,8 +138,14 @@ async def current_default_source(token: str | None = None) -> ModelAssetSource:
     entry = entries.get(token)
     if entry is not None and entry.generation == _generation:
         return entry.source
-    settings = None if token is None else Settings.from_env(token=token)
-    source = build_default_source(settings)
+    # The environment, the token file and the config file are read in a worker thread: file
+    # I/O never runs on the loop. Building the stack itself reads nothing more.
+    settings = await anyio.to_thread.run_sync(lambda: Settings.from_env(token=token))
+    backend = await anyio.to_thread.run_sync(resolve_backend, None)
+    entry = entries.get(token)  # another task may have built it while we read
+    if entry is not None and entry.generation == _generation:
+        return entry.source
+    source = build_default_source(settings, backend=backend)
     closer = _closer(source)
     await closer.asend(None)  # runs to its `yield` without suspending: nothing can interleave
     entries[token] = _Entry(_generation, source, closer)
