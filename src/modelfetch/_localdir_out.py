@@ -25,7 +25,8 @@ import uuid
 from pathlib import Path
 
 from ._core.errors import StorageError
-from ._store.anchored import NONBLOCK, Folder, open_folder, parent_folder
+from ._hubapi.spec import safe_blob_name
+from ._store.anchored import NONBLOCK, Folder, open_folder, open_regular, parent_folder
 from ._store.layout import replace_file, write_new
 from ._store.locks import NoFollowLock
 
@@ -49,7 +50,7 @@ def place(local_dir: Path, filename: str, cached: Path, commit: str, etag: str |
         lock.acquire(_LOCK_WAIT)
         try:
             if not _up_to_date(local_dir, target, meta, commit, etag, cached):
-                _copy_in(local_dir, cached, target)
+                _copy_in(local_dir, _source_of(cached, filename, commit, etag), target)
                 _write_metadata(local_dir, meta, f"{commit}\n{etag or ''}\n{time.time()}\n")
         finally:
             lock.release()
@@ -95,14 +96,43 @@ def _up_to_date(
     )
 
 
-def _copy_in(local_dir: Path, cached: Path, target: Path) -> None:
-    """Put `cached`'s bytes at `target` (a hard link, else a copy) via a temporary name and a rename."""
-    source = os.open(cached, os.O_RDONLY | NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+def _source_of(cached: Path, filename: str, commit: str, etag: str | None) -> tuple[Path, int]:
+    """The file to put in `local_dir`, opened for reading: (its path, a descriptor).
+
+    A file of a Hugging Face cache (`<root>/<repo>/snapshots/<commit>/<filename>` with a blob
+    name) is read from its blob, reached from the root without following any link (as
+    `anchored` walks): the snapshot entry is not followed, so another user of a shared cache
+    who swaps it after the fetch cannot choose what lands in the folder. Anything else (a
+    `LocalDirSource` folder, an entry copied where links are not available) is opened as it is.
+    """
+    depth, up = len(filename.split("/")), cached.parents
+    in_cache = (
+        etag is not None
+        and safe_blob_name(etag) is not None
+        and len(up) > depth + 2
+        and up[depth - 1].name == commit
+        and up[depth].name == "snapshots"
+    )
+    if in_cache:
+        storage = up[depth + 1]
+        blob = storage / "blobs" / str(etag)
+        fd = open_regular(storage.parent, blob)
+        if fd is None:
+            raise StorageError(f"{blob} is missing, or is not a regular file reached without links.")
+        return blob, fd
+    fd = os.open(cached, os.O_RDONLY | NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StorageError(f"{cached} is not a regular file; it was not copied.")
+    os.set_blocking(fd, True)
+    return cached, fd
+
+
+def _copy_in(local_dir: Path, opened: tuple[Path, int], target: Path) -> None:
+    """Put the opened file's bytes at `target` (a hard link, else a copy) via a temporary name."""
+    cached, source = opened
     try:
         st = os.fstat(source)
-        if not stat.S_ISREG(st.st_mode):
-            raise StorageError(f"{cached} is not a regular file; it was not copied.")
-        os.set_blocking(source, True)
         with parent_folder(local_dir, target, create=True) as (folder, name):
             tmp = f".{name}.{uuid.uuid4().hex}.modelfetch.incomplete"
             try:
@@ -133,7 +163,7 @@ def _linked(folder: Folder, name: str, cached: Path, opened: os.stat_result) -> 
     entry changed since we opened it, there is no link and the caller copies.
     """
     try:
-        folder.hardlink(os.fspath(cached), name)
+        folder.hardlink(os.fspath(cached), name)  # a link at `cached` itself is linked, not followed
     except OSError:
         return False
     st = folder.lstat(name)

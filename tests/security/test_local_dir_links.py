@@ -70,3 +70,27 @@ async def test_the_local_dir_itself_may_be_a_link(fake_hub: FakeHub, tmp_path: P
     meta = read_download_metadata(real, "a/config.json")
     assert meta is not None
     assert meta.commit_hash == commit
+
+
+@pytest.mark.parametrize("size", [100, 2 * 1024 * 1024], ids=["copied", "hard-linked"])
+def test_local_dir_takes_the_blob_not_whatever_the_snapshot_entry_points_to_now(
+    tmp_path: Path, size: int
+) -> None:
+    """The entry swapped for a link to a private file after the fetch: local_dir still gets the blob."""
+    import hashlib
+
+    from modelfetch._localdir_out import place
+
+    data = os.urandom(size)
+    etag, commit = hashlib.sha256(data).hexdigest(), "c" * 40
+    storage = tmp_path / "cache" / "models--org--model"
+    (storage / "blobs").mkdir(parents=True)
+    (storage / "blobs" / etag).write_bytes(data)
+    entry = storage / "snapshots" / commit / "w.bin"
+    entry.parent.mkdir(parents=True)
+    secret = tmp_path / "id_ed25519"
+    secret.write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    os.symlink(secret, entry)  # what a neighbour swapped in after the fetch returned
+    got = place(tmp_path / "local", "w.bin", entry, commit, etag)
+    assert got.read_bytes() == data
+    assert got.stat().st_ino != secret.stat().st_ino

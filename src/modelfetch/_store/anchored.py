@@ -127,7 +127,7 @@ class Folder:
 
     def hardlink(self, source: str, name: str) -> None:
         """Create `name` as a hard link to the file at path `source` (never replacing anything)."""
-        os.link(source, self._at(name), dst_dir_fd=self.fd)
+        os.link(source, self._at(name), dst_dir_fd=self.fd, follow_symlinks=False)
 
     def symlink(self, target: str, name: str) -> None:
         """Create link `name` pointing at `target` (never replacing anything)."""
