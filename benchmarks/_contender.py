@@ -182,7 +182,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             for t in threads:
                 t.join()
         elif name.startswith("ours:"):
-            import modelfetch._http.curl
+            import obstore  # noqa: F401
+
             import modelfetch._http.source
             import modelfetch._hub.source
 

@@ -45,8 +45,8 @@ SOURCES: dict[str, Factory] = {
     "memory": lambda hub, settings, tmp: MemorySource({"org/model": FILES}),
     "hub": lambda hub, settings, tmp: HubSource(settings),
     "httpx": lambda hub, settings, tmp: HttpHubSource(settings),
-    "curl": lambda hub, settings, tmp: HttpHubSource(
-        settings, options=TransferOptions(small_file_limit=0, engine="curl")
+    "native": lambda hub, settings, tmp: HttpHubSource(
+        settings, options=TransferOptions(small_file_limit=0, engine="native")
     ),
     "cached-hub": lambda hub, settings, tmp: CachedSource(HubSource(settings)),
     "cached-httpx": lambda hub, settings, tmp: CachedSource(HttpHubSource(settings)),

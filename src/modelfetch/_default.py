@@ -7,7 +7,6 @@ portal loop) shares another. Both use the same on-disk cache.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import sys
 from collections.abc import AsyncGenerator
@@ -78,8 +77,7 @@ def resolve_backend(backend: str | None) -> str:
     return backend or default_backend()[0] or DEFAULT_BACKEND
 
 
-_STACK_MODULES = ("modelfetch._hub.source", "modelfetch._http.source")
-_OPTIONAL_MODULES = ("modelfetch._http.curl",)  # pycurl: the native engine, when installed
+_STACK_MODULES = ("modelfetch._hub.source", "modelfetch._http.source", "obstore")
 
 
 async def preload_default_stack() -> None:
@@ -95,9 +93,6 @@ async def preload_default_stack() -> None:
 def _import_all() -> None:
     for name in _STACK_MODULES:
         importlib.import_module(name)
-    for name in _OPTIONAL_MODULES:
-        with contextlib.suppress(ImportError):  # HttpHubSource says why, when it needs it
-            importlib.import_module(name)
 
 
 @dataclass(frozen=True, slots=True)

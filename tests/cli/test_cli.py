@@ -94,7 +94,7 @@ def test_demo_runs_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
     assert "0 requests" in out
     assert "found 7/7 files" in out
     assert "(its own process)" in out
-    assert "engine curl" in out  # the default stack: HttpHubSource with the libcurl engine
+    assert "engine native" in out  # the default stack: HttpHubSource with the obstore engine
     assert re.search(r"^hf threads .* \d+ MiB/s; event loop p50", out, re.M)
     floor = "curl processes at once" if shutil.which("curl") else "curl is not installed"
     assert floor in out

@@ -86,7 +86,7 @@ def no_ca_variables(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-@pytest.mark.parametrize("engine", ["curl", "httpx"])
+@pytest.mark.parametrize("engine", ["native", "httpx"])
 @pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"])
 async def test_the_ca_named_by_the_variable_is_trusted(
     tls_hub: tuple[Hostile, bytes],
@@ -107,7 +107,7 @@ async def test_the_ca_named_by_the_variable_is_trusted(
     assert resolved.etag == hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.parametrize("engine", ["curl", "httpx"])
+@pytest.mark.parametrize("engine", ["native", "httpx"])
 async def test_an_unknown_ca_is_refused_with_a_typed_error(
     tls_hub: tuple[Hostile, bytes], no_ca_variables: pytest.MonkeyPatch, tmp_path: Path, engine: str
 ) -> None:

@@ -107,7 +107,7 @@ def _inner(kind: str, settings: Settings) -> ModelAssetSource:
     return HttpHubSource(settings, retry=RetryPolicy(base=0.01, cap=0.05), options=options)
 
 
-@pytest.fixture(params=["hub", "httpx", "curl"])
+@pytest.fixture(params=["hub", "httpx", "native"])
 def source_kind(request: pytest.FixtureRequest) -> str:
     """Which Hub source sits under the cache layer."""
     return str(request.param)

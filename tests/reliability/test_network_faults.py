@@ -39,8 +39,8 @@ SOURCES: dict[str, SourceFactory] = {
     "httpx": lambda s: HttpHubSource(
         s, retry=FAST, options=TransferOptions(small_file_limit=0, engine="httpx")
     ),
-    "curl": lambda s: HttpHubSource(
-        s, retry=FAST, options=TransferOptions(small_file_limit=0, engine="curl")
+    "native": lambda s: HttpHubSource(
+        s, retry=FAST, options=TransferOptions(small_file_limit=0, engine="native")
     ),
     "httpx-small": lambda s: HttpHubSource(s, retry=FAST),
 }

@@ -14,8 +14,8 @@ SOURCES: dict[str, Callable[[Settings], ModelAssetSource]] = {
     "hub": lambda s: HubSource(s, retry=FAST),
     "httpx": lambda s: HttpHubSource(s, retry=FAST),
     # every body through the native engine, however small
-    "curl": lambda s: HttpHubSource(
-        s, retry=FAST, options=TransferOptions(small_file_limit=0, engine="curl")
+    "native": lambda s: HttpHubSource(
+        s, retry=FAST, options=TransferOptions(small_file_limit=0, engine="native")
     ),
 }
 

@@ -45,7 +45,7 @@ class _SwitchingServer:
         return Answer(200, headers, VERSION_B)
 
 
-@pytest.mark.parametrize("engine", ["httpx", "curl"])
+@pytest.mark.parametrize("engine", ["httpx", "native"])
 async def test_a_resume_without_a_verifiable_etag_is_never_stitched(tmp_path: Path, engine: str) -> None:
     """The server switches content between attempts: the blob is all of B, never A's start + B's rest."""
     script = _SwitchingServer()

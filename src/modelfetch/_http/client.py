@@ -19,7 +19,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from .._core.errors import SourceUnavailableError
+from .._core.errors import FetchError, SourceUnavailableError
 from .._core.retry import RetryPolicy, Transient, retrying
 from .._core.settings import Settings
 from .._core.speed import LowSpeed
@@ -279,6 +279,23 @@ class HubClient:
                 "so it does not look like a Hub endpoint; check HF_ENDPOINT."
             )
         return meta
+
+    async def diagnose(self, ref: AssetRef, url: str, reason: str) -> Exception:
+        """What a GET another client could not make means, learnt from one cheap GET of our own.
+
+        The native engine's client reports a failed request as text only; this asks for the
+        first byte of `url` (redirects followed by hand, as for every body) to learn the
+        status and `Retry-After`. Not retried: the caller's retry loop decides. Returns the
+        final error, or a `Transient` when another attempt may work.
+        """
+        try:
+            async with self.open_body(ref, url, 0, 0):
+                pass
+        except httpx.TransportError as exc:
+            return Transient(str(exc), to_fetch_error(exc, self.context(ref)))
+        except (Transient, FetchError) as failure:
+            return failure
+        return Transient(reason, SourceUnavailableError(f"Fetching {ref}: {reason}."))
 
     def open_body(self, ref: AssetRef, url: str, start: int, last: int | None) -> BodyStream:
         """`async with` the body of `url` from byte `start` (to `last`)."""

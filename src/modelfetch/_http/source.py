@@ -6,8 +6,8 @@
                ├─ small: read whole, verify, store in one call      (Transfer, BlobStore)
                └─ large: lock → partial → engine (ranges, resume) → verify → publish
 
-The engine for large bodies is libcurl in a worker thread (`CurlTransfer`) or httpx on the
-event loop (`Transfer`), per `TransferOptions.engine`. Every blob is checked against its
+The engine for large bodies is obstore's HTTP client in worker threads (`NativeTransfer`)
+or httpx on the event loop (`Transfer`), per `TransferOptions.engine`. Every blob is checked against its
 etag (sha256 for LFS, git sha1 otherwise) before it is published, under the lock file
 huggingface_hub uses, into the same cache layout.
 """
@@ -31,7 +31,6 @@ from .._core.deadline import within_deadline
 from .._core.errors import (
     FetchError,
     IntegrityError,
-    InvalidRequestError,
     OfflineError,
     StorageError,
     offline_miss,
@@ -51,11 +50,12 @@ from .._store.blobstore import BlobStore
 from .._store.layout import CachedFile, ensure_room, find_cached
 from .._store.partial import PartialBlob
 from .client import HubClient
+from .native import NativeTransfer
 from .transfer import Engine, Progress, Transfer, TransferOptions
 
 MiB = 1024 * 1024
 _KNOWN_COMMITS = 64
-_ENGINE_WAITS = 64  # large files moved by libcurl at once (a blocked worker thread waits for each)
+_ENGINE_THREADS = 64  # threads the native engine keeps blocked in obstore at once (no GIL held)
 log = logging.getLogger("modelfetch.http")
 
 
@@ -110,30 +110,18 @@ class HttpHubSource(AsyncResource):
 
     @property
     def engine(self) -> str:
-        """What moves large bodies: "curl" or "httpx" (see `TransferOptions.engine`)."""
-        return "httpx" if self._engine is self._transfer else "curl"
+        """What moves large bodies: "native" or "httpx" (see `TransferOptions.engine`)."""
+        return "httpx" if self._engine is self._transfer else "native"
 
     def _pick_engine(self, transport: httpx.AsyncBaseTransport | None) -> Engine:
         wanted = self.options.engine
         if wanted == "httpx" or (wanted == "auto" and transport is not None):
             return self._transfer
-        try:
-            from .curl import CurlTransfer  # noqa: PLC0415 - pycurl is optional at run time
-        except ImportError as exc:
-            if wanted == "curl":
-                raise InvalidRequestError(
-                    f"TransferOptions(engine='curl') needs pycurl, which did not import ({exc}); "
-                    "install it (pip install pycurl) or use engine='httpx'."
-                ) from None
-            log.debug("pycurl is not importable (%s): large bodies stream through httpx", exc)
-            return self._transfer
-        return CurlTransfer(self._client, self.options, anyio.CapacityLimiter(_ENGINE_WAITS))
+        limiter = anyio.CapacityLimiter(_ENGINE_THREADS)
+        return NativeTransfer(self._client, self.options, self._transfer, limiter, self._thread)
 
     async def aclose(self) -> None:
-        """Close the shared HTTP client (and let the engine's thread end)."""
-        close = getattr(self._engine, "close", None)
-        if close is not None:
-            close()
+        """Close the shared HTTP client."""
         await self._client.aclose()
 
     # ---- the protocol ----------------------------------------------------------------
@@ -284,7 +272,7 @@ class HttpHubSource(AsyncResource):
         try:
             if meta.size is not None:
                 await self._thread(ensure_room, partial.blob.parent, meta.size - start, ref)
-            engine = self._transfer if http_mocked() else self._engine  # a mock is never gone around
+            engine = self._transfer if http_mocked() else self._engine  # respx sees every body
             size = await engine.run(ref, meta, partial, start, progress, alone=self._resolving <= 1)
             await self._thread(partial.verify)
         except IntegrityError as exc:

@@ -11,6 +11,7 @@ native engine can implement again.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, fields
@@ -37,10 +38,14 @@ _QUEUE_BLOCKS = 3
 _PROGRESS_BYTES = MiB
 _PROGRESS_SECONDS = 0.1
 
-ENGINES = ("auto", "curl", "httpx")
+ENGINES = ("auto", "native", "httpx")
+_ENGINE_ALIASES = {"curl": "native"}  # the libcurl engine's name, until the next release
 
 Thread = Callable[..., Awaitable[Any]]
 """Runs a blocking call in a worker thread (the source's disk limiter)."""
+
+RangeFetch = Callable[[int, int], Awaitable[None]]
+"""Fetches bytes `first..last` (inclusive) of a file into its partial blob, or raises."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +53,19 @@ class TransferOptions:
     """How big files are transferred.
 
     Attributes:
-        parallel_threshold: files at least this big use parallel ranges (when the server
-            honours `Range`).
+        parallel_threshold: a file fetched alone and at least this big comes down as
+            parallel ranges, once the server has shown it honours `Range`.
         small_file_limit: files of known size up to this are fetched whole into memory and
             stored in one step (no temporary-file resume for them); 0 turns that off.
         chunk_size: bytes per range request.
         connections: range requests in flight at once per file.
-        max_connections: connections the shared client keeps, for all files together.
-        engine: what moves bodies larger than `small_file_limit`: "curl" (libcurl in a
-            worker thread, off the event loop), "httpx" (streamed on the event loop, so a
-            respx mock or a custom transport sees them), or "auto": curl when pycurl is
-            installed and no `transport` was given, else httpx. Metadata, API calls and
-            small files always go through httpx.
-        niceness: on Linux the libcurl engine's threads run this much nicer than the
-            process (0 leaves them alone), so the event loop's thread, and any other
-            work, gets the CPU first when it is scarce (see `docs/httpx.md`).
+        max_connections: connections the shared httpx client keeps, for all files together.
+        engine: what moves bodies larger than `small_file_limit`: "native" (obstore's HTTP
+            client, Rust, in worker threads: no body byte passes through the event loop),
+            "httpx" (streamed on the event loop, so a custom transport sees them), or "auto":
+            native unless a `transport` was given or respx is mocking httpx. Metadata, API
+            calls and small files always go through httpx. "curl" (the engine obstore
+            replaced) still means "native", with a `DeprecationWarning`.
     """
 
     parallel_threshold: int = 64 * MiB
@@ -71,23 +74,25 @@ class TransferOptions:
     connections: int = 4
     max_connections: int = 32
     engine: str = "auto"
-    niceness: int = 10
 
     def __post_init__(self) -> None:
+        if self.engine in _ENGINE_ALIASES:
+            warnings.warn(
+                f"TransferOptions(engine={self.engine!r}) is deprecated: the libcurl engine was replaced "
+                f"by obstore's; use engine={_ENGINE_ALIASES[self.engine]!r}.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            object.__setattr__(self, "engine", _ENGINE_ALIASES[self.engine])
         if self.engine not in ENGINES:
             raise InvalidRequestError(
                 f"TransferOptions.engine must be one of {', '.join(ENGINES)}, not {self.engine!r}."
-            )
-        niceness = self.niceness
-        if not isinstance(niceness, int) or isinstance(niceness, bool) or not 0 <= niceness <= 19:
-            raise InvalidRequestError(
-                f"TransferOptions.niceness must be 0 to 19 (as for `nice`), not {self.niceness!r}."
             )
         for option in fields(self):
             if option.name == "engine":
                 continue
             value = getattr(self, option.name)
-            if option.name in ("small_file_limit", "niceness") and value == 0:  # 0: off
+            if option.name == "small_file_limit" and value == 0:  # 0: off
                 continue
             check_positive_int(f"TransferOptions.{option.name}", value)
 
@@ -153,7 +158,7 @@ def check_range(ref: AssetRef, response: httpx.Response, first: int, last: int |
 
 
 class Engine(Protocol):
-    """What moves a large body into a partial blob: `Transfer` (httpx) or `CurlTransfer`."""
+    """What moves a large body into a partial blob: `Transfer` (httpx) or `NativeTransfer` (obstore)."""
 
     async def run(
         self,
@@ -174,19 +179,25 @@ class Engine(Protocol):
 
 
 class Transfer:
-    """Runs body transfers for one source (see the module docstring).
+    """Runs body transfers for one source on httpx (see the module docstring).
 
     Args:
         client: opens bodies and retries.
         options: thresholds, chunk size and parallelism.
         pace: a fresh low-speed check per body.
         thread: runs blocking disk calls in the source's worker threads.
+
+    Attributes:
+        ranges: whether this source's server honours `Range`: None until a ranged request
+            was answered, then whether it was answered with 206 (shared with the native
+            engine, which learns from the same answers).
     """
 
     def __init__(
         self, client: HubClient, options: TransferOptions, pace: Callable[[], LowSpeed], thread: Thread
     ) -> None:
         self._client, self._options, self._pace, self._thread = client, options, pace, thread
+        self.ranges: bool | None = None
 
     async def read_whole(self, ref: AssetRef, meta: FileMetadata, report: Progress) -> bytes:
         """A small body into memory (at most its announced size), retried from the start."""
@@ -225,7 +236,7 @@ class Transfer:
             report.done = partial.watermark
 
         try:
-            body = lambda: self._fetch_body(ref, meta, partial, report, alone)  # noqa: E731
+            body = lambda: self.fetch_body(ref, meta, partial, report, alone)  # noqa: E731
             await self._client.retrying(ref, body, rewind)
         except BaseException:
             report.send(ProgressKind.FAILED)
@@ -233,23 +244,43 @@ class Transfer:
         report.send(ProgressKind.FINISHED)
         return report.done
 
-    async def _fetch_body(
-        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, report: Progress, alone: bool
-    ) -> None:
-        start, size = await self._thread(partial.attempt_start), meta.size
-        report.done = start
-        if size is not None and start >= size:
-            return
-        parallel = (
+    def wants_ranges(self, partial: PartialBlob, size: int | None, start: int, alone: bool) -> bool:
+        """Whether the rest of a file is worth parallel ranges (unless the server ignores them)."""
+        return (
             alone
+            and self.ranges is not False
             and partial.resumable
             and size is not None
             and size - start >= self._options.parallel_threshold
         )
+
+    async def fetch_body(
+        self,
+        ref: AssetRef,
+        meta: FileMetadata,
+        partial: PartialBlob,
+        report: Progress,
+        alone: bool,
+        fetch_range: RangeFetch | None = None,
+    ) -> None:
+        """One attempt at the rest of the body: one stream, or a first range and then parallel ones.
+
+        The first request of a file worth ranges asks for its first chunk only; a 206 shows
+        the server honours `Range` and the rest comes as parallel ranges fetched by
+        `fetch_range` (this engine's own by default), a 200 is the whole body in this one
+        GET. Either answer is remembered in `ranges`.
+        """
+        start, size = await self._thread(partial.attempt_start), meta.size
+        report.done = start
+        if size is not None and start >= size:
+            return
+        parallel = self.wants_ranges(partial, size, start, alone)
         first_last = (
             min(start + self._options.chunk_size, size) - 1 if parallel and size is not None else None
         )
         async with self._client.open_body(ref, meta.url, start, first_last) as response:
+            if start > 0 or first_last is not None:
+                self.ranges = response.status_code == 206
             if response.status_code == 200 and start > 0:  # the server ignored Range: start over
                 await self._thread(partial.restart)
                 report.done = start = 0
@@ -266,7 +297,11 @@ class Transfer:
                 check_complete(ref, end, size)
                 return
         assert size is not None
-        await self._parallel(ref, meta, partial, end, size, report)
+
+        async def fetch_here(first: int, last: int) -> None:
+            await self._fetch_range(ref, meta, partial, report, first, last)
+
+        await parallel_ranges(partial, end, size, self._options, fetch_range or fetch_here, self._thread)
 
     async def _stream_into(
         self,
@@ -316,59 +351,78 @@ class Transfer:
             raise failures[0]
         return end
 
-    async def _parallel(
-        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, start: int, size: int, report: Progress
+    async def _fetch_range(
+        self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, report: Progress, first: int, last: int
     ) -> None:
-        chunk = self._options.chunk_size
-        pending = plan_ranges(start, size, chunk)
-        count = -(-(size - start) // chunk)
-        partial.inline_hash = False  # writes now land out of order; hash_through follows the watermark
-        done: set[int] = set()
-        watermark = start
-        marking = anyio.Lock()
-        failures: list[BaseException] = []
+        async with self._client.open_body(ref, meta.url, first, last) as response:
+            check_range(ref, response, first, last)
+            end = await self._stream_into(
+                response, partial, first, report, contiguous=False, limit=last - first + 1
+            )
+        check_range_end(ref, end, last)
 
-        async def advance(first: int) -> None:
-            nonlocal watermark
-            done.add(first)
-            async with marking:  # one watermark write at a time, in order
-                moved = advance_watermark(done, watermark, chunk, size)
-                if moved != watermark:
-                    watermark = moved
-                    await self._thread(partial.set_watermark, moved)
-                    tg.start_soon(hash_through, moved)  # overlap hashing with the transfer
 
-        async def hash_through(upto: int) -> None:
+def check_range_end(ref: AssetRef, end: int, last: int) -> None:
+    """Raise `Transient` unless a range's body ended right after byte `last`."""
+    if end != last + 1:
+        short = SourceUnavailableError(f"Fetching {ref}: ranges kept ending early.")
+        raise Transient("short range", short)
+
+
+async def parallel_ranges(
+    partial: PartialBlob,
+    start: int,
+    size: int,
+    options: TransferOptions,
+    fetch_range: RangeFetch,
+    thread: Thread,
+) -> None:
+    """Fetch bytes `start..size` of a file as ranges, `options.connections` at once, on any engine.
+
+    Ranges land out of order; the watermark moves over the contiguous prefix only
+    (`advance_watermark`) and the hash follows it from the page cache as it moves, so a
+    failure resumes from the watermark and little is left to hash at the end.
+    """
+    chunk = options.chunk_size
+    pending = plan_ranges(start, size, chunk)
+    count = -(-(size - start) // chunk)
+    partial.inline_hash = False  # writes now land out of order; hash_through follows the watermark
+    done: set[int] = set()
+    watermark = start
+    marking = anyio.Lock()
+    failures: list[BaseException] = []
+
+    async def advance(first: int) -> None:
+        nonlocal watermark
+        done.add(first)
+        async with marking:  # one watermark write at a time, in order
+            moved = advance_watermark(done, watermark, chunk, size)
+            if moved != watermark:
+                watermark = moved
+                await thread(partial.set_watermark, moved)
+                tg.start_soon(hash_through, moved)  # overlap hashing with the transfer
+
+    async def hash_through(upto: int) -> None:
+        try:
+            await thread(partial.hash_through, upto)
+        except Exception as exc:
+            failures.append(exc)
+            tg.cancel_scope.cancel()
+
+    async def worker() -> None:
+        while not failures and (span := next(pending, None)) is not None:
             try:
-                await self._thread(partial.hash_through, upto)
-            except Exception as exc:
+                await fetch_range(*span)
+                await advance(span[0])
+            except Exception as exc:  # the first failure stops every worker
                 failures.append(exc)
                 tg.cancel_scope.cancel()
 
-        async def fetch_range(first: int, last: int) -> None:
-            async with self._client.open_body(ref, meta.url, first, last) as response:
-                check_range(ref, response, first, last)
-                end = await self._stream_into(
-                    response, partial, first, report, contiguous=False, limit=last - first + 1
-                )
-            if end != last + 1:
-                short = SourceUnavailableError(f"Fetching {ref}: ranges kept ending early.")
-                raise Transient("short range", short)
-            await advance(first)
-
-        async def worker() -> None:
-            while not failures and (span := next(pending, None)) is not None:
-                try:
-                    await fetch_range(*span)
-                except Exception as exc:  # the first failure stops every worker
-                    failures.append(exc)
-                    tg.cancel_scope.cancel()
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(self._options.connections, count)):
-                tg.start_soon(worker)
-        if failures:
-            raise failures[0]
+    async with anyio.create_task_group() as tg:
+        for _ in range(min(options.connections, count)):
+            tg.start_soon(worker)
+    if failures:
+        raise failures[0]
 
 
 async def _read_blocks(

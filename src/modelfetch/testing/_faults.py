@@ -33,6 +33,8 @@ class Fault:
         body: answer `200` with these bytes instead (a server that is not a Hub: an HTML
             page, an empty or truncated body).
         content_type: the `Content-Type` sent with `body`.
+        ignore_range: answer a ranged GET with `200` and the whole body, as some third-party
+            Hub mirrors do (`Accept-Ranges` is still announced).
     """
 
     latency: float = 0.0
@@ -48,6 +50,7 @@ class Fault:
     redirect_slash: bool = False
     body: bytes | None = None
     content_type: str = "text/html"
+    ignore_range: bool = False
 
 
 @dataclass(slots=True)
@@ -132,4 +135,5 @@ def merge(faults: list[Fault]) -> Fault:
         redirect_slash=any(f.redirect_slash for f in faults),
         body=first("body"),  # type: ignore[arg-type]
         content_type=next((f.content_type for f in faults if f.body is not None), "text/html"),
+        ignore_range=any(f.ignore_range for f in faults),
     )

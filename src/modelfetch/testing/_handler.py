@@ -155,9 +155,8 @@ class HubHandler(BaseHTTPRequestHandler):
         self._record.bytes_sent = value
 
     def _route(self, fault: Fault) -> None:
-        request = HubRequest(
-            self.command, self.path, self.headers.get("Authorization"), self.headers.get("Range")
-        )
+        wanted = None if fault.ignore_range else self.headers.get("Range")
+        request = HubRequest(self.command, self.path, self.headers.get("Authorization"), wanted)
         self._send(route(self.server.core, request, cdn_only=self.server.cdn_only), fault)
 
     # ---- responses -----------------------------------------------------------------------
