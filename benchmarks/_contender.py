@@ -66,9 +66,9 @@ def _source(kind: str, endpoint: str, cache: str) -> Any:
         return modelfetch.CachedSource(modelfetch.HubSource(settings))
     if kind == "hub-noverify":
         return modelfetch.CachedSource(modelfetch.HubSource(settings, verify=False))
-    engine = "httpx" if kind.startswith("httpx") else "auto"  # "native": auto, libcurl when installed
-    single = {"parallel_threshold": 1 << 62} if kind.endswith("-single") else {}
-    options = modelfetch.TransferOptions(engine=engine, **single)
+    engine = "httpx" if kind.startswith("httpx") else "auto"  # "native": auto, obstore
+    ranges = {"connections": 4} if kind.endswith("-ranges") else {}  # the default is one stream
+    options = modelfetch.TransferOptions(engine=engine, **ranges)
     return modelfetch.CachedSource(modelfetch.HttpHubSource(settings, options=options))
 
 

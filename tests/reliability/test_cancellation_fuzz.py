@@ -102,7 +102,7 @@ def _inner(kind: str, settings: Settings) -> ModelAssetSource:
     if kind == "hub":
         return HubSource(settings)
     options = TransferOptions(
-        small_file_limit=0, parallel_threshold=128 * 1024, chunk_size=96 * 1024, engine=kind
+        small_file_limit=0, parallel_threshold=128 * 1024, chunk_size=96 * 1024, connections=4, engine=kind
     )
     return HttpHubSource(settings, retry=RetryPolicy(base=0.01, cap=0.05), options=options)
 

@@ -77,7 +77,7 @@ async def test_ranges_from_the_wrong_offset_are_never_published(tmp_path: Path) 
             return Answer(206, {"Content-Range": f"bytes {first + 1}-{last + 1}/{len(data)}"}, shifted)
         return answer
 
-    options = TransferOptions(parallel_threshold=MiB, chunk_size=MiB, small_file_limit=0)
+    options = TransferOptions(parallel_threshold=MiB, chunk_size=MiB, small_file_limit=0, connections=4)
     with Hostile(MiniHub({"w.bin": data}, tweak=tweak)) as server:
         async with HttpHubSource(settings_for(server.url, tmp_path), retry=FAST, options=options) as source:
             with pytest.raises(modelfetch.SourceUnavailableError, match="asked for bytes"):

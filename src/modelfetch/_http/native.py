@@ -244,9 +244,11 @@ class NativeTransfer:
             except Exception as exc:
                 failures.append(exc)
 
+        seen = [0]
+
         async def sample() -> None:
             with sampling:
-                await self._sample(tally, report, slow, tg.cancel_scope)
+                await self._sample(tally, report, seen, slow, tg.cancel_scope)
 
         try:
             async with anyio.create_task_group() as tg:
@@ -260,6 +262,7 @@ class NativeTransfer:
         if slow:
             await self._stop(gate, follower)
             raise slow[0]
+        report.advance(tally.value - seen[0])  # what arrived since the last sample
         if failures:
             exc = failures[0]
             if isinstance(exc, _RangesIgnored):
@@ -280,25 +283,24 @@ class NativeTransfer:
             follower.stop()
 
     async def _sample(
-        self, tally: Tally, report: Progress, slow: list[Transient], scope: anyio.CancelScope
+        self, tally: Tally, report: Progress, seen: list[int], slow: list[Transient], scope: anyio.CancelScope
     ) -> None:
+        """Every 100 ms: progress for the bytes received since `seen[0]`, and the pace checks."""
         settings = self.client.settings
         pace = LowSpeed(settings.low_speed_limit, settings.low_speed_time)
         began = time.monotonic()
-        seen = 0
         while True:
             await anyio.sleep(_SAMPLE_SECONDS)
             received = tally.value
-            if received > seen:
-                report.advance(received - seen)
-            if seen == 0 and received == 0 and time.monotonic() - began > settings.download_timeout:
+            if seen[0] == 0 and received == 0 and time.monotonic() - began > settings.download_timeout:
                 reason = f"no body within {settings.download_timeout:g} s (HF_HUB_DOWNLOAD_TIMEOUT)"
-            elif pace.too_slow(received - seen):
+            elif pace.too_slow(received - seen[0]):
                 reason = f"the body stayed below the low-speed limit ({pace.describe()})"
             else:
-                seen = received
+                report.advance(received - seen[0])
+                seen[0] = received
                 continue
-            slow.append(Transient("too slow", SourceUnavailableError(f"Fetching: {reason}.")))
+            slow.append(Transient("too slow", SourceUnavailableError(f"Fetching {report.ref}: {reason}.")))
             scope.cancel()
             return
 

@@ -54,11 +54,15 @@ class TransferOptions:
 
     Attributes:
         parallel_threshold: a file fetched alone and at least this big comes down as
-            parallel ranges, once the server has shown it honours `Range`.
+            parallel ranges (when `connections` > 1), once the server has shown it honours
+            `Range`.
         small_file_limit: files of known size up to this are fetched whole into memory and
             stored in one step (no temporary-file resume for them); 0 turns that off.
         chunk_size: bytes per range request.
-        connections: range requests in flight at once per file.
+        connections: range requests in flight at once for a file fetched alone. 1 (the
+            default) fetches every file in one stream: on a fast link one stream is fastest
+            (ranges cost a read-back for the hash; see docs/benchmarks.md). Raise it where
+            one connection is slow however fast the link is (a throttled CDN far away).
         max_connections: connections the shared httpx client keeps, for all files together.
         engine: what moves bodies larger than `small_file_limit`: "native" (obstore's HTTP
             client, Rust, in worker threads: no body byte passes through the event loop),
@@ -71,7 +75,7 @@ class TransferOptions:
     parallel_threshold: int = 64 * MiB
     small_file_limit: int = 4 * MiB
     chunk_size: int = 16 * MiB
-    connections: int = 4
+    connections: int = 1
     max_connections: int = 32
     engine: str = "auto"
 
@@ -248,6 +252,7 @@ class Transfer:
         """Whether the rest of a file is worth parallel ranges (unless the server ignores them)."""
         return (
             alone
+            and self._options.connections > 1
             and self.ranges is not False
             and partial.resumable
             and size is not None
