@@ -196,32 +196,45 @@ class Bucket:
         except self._errors as exc:
             raise self._unavailable("deleting", key, exc) from None
 
-    def download(self, key: str, start: int, sink: Callable[[int, memoryview], None]) -> int | None:
-        """Stream the object from byte `start` into `sink(offset, chunk)`; its size, or None if absent.
+    def stream(self, key: str, start: int) -> Iterator[memoryview] | None:
+        """The object's bytes from `start`, in chunks of at least 8 MiB; None if it is absent.
 
-        Only the store's own failures become `BucketUnavailableError`; whatever `sink` raises
-        (a full local disk, the host task's cancellation) propagates as it is.
+        The store's failures, at the request or mid-body, are `BucketUnavailableError`.
         """
         try:
             options: Any = {"range": {"offset": start}} if start else None
             result = self._ob.get(self.store, key, options=options)
-            size = int(result.meta["size"])
             chunks = iter(result.stream(min_chunk_size=_READ_CHUNK))
         except FileNotFoundError:
             return None
         except self._errors as exc:
             raise self._unavailable("reading", key, exc) from None
-        offset = start
+        return self._chunks(key, chunks)
+
+    def _chunks(self, key: str, chunks: Iterator[Any]) -> Iterator[memoryview]:
         while True:
             try:
                 chunk = next(chunks)
             except StopIteration:
-                return size
+                return
             except self._errors as exc:
                 raise self._unavailable("reading", key, exc) from None
-            view = memoryview(chunk)
-            sink(offset, view)
-            offset += len(view)
+            yield memoryview(chunk)
+
+    def download(self, key: str, start: int, sink: Callable[[int, memoryview], None]) -> int | None:
+        """Stream the object from byte `start` into `sink(offset, chunk)`; the end offset, or None if absent.
+
+        Only the store's own failures become `BucketUnavailableError`; whatever `sink` raises
+        propagates as it is.
+        """
+        chunks = self.stream(key, start)
+        if chunks is None:
+            return None
+        offset = start
+        for chunk in chunks:
+            sink(offset, chunk)
+            offset += len(chunk)
+        return offset
 
     def upload(
         self,

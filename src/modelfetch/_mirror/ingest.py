@@ -1,5 +1,8 @@
 """Bucket to cache: stream `blobs/<etag>` into a partial blob, verify it, publish it. Blocking.
 
+The bytes go through the same store-level routine as the Hub engine's (`_store.pull.pull`):
+resume from the watermark, never past the announced size, progress per chunk.
+
 Runs in a worker thread under huggingface_hub's lock for the blob, so a `hf_hub_download`
 in another process and this never write the same blob at once. Nothing unverified is
 ever published: a blob whose bytes do not match its etag is discarded and reported.
@@ -12,6 +15,7 @@ from .._core.threadprogress import TransferWatch
 from .._core.types import AssetRef, Origin, RepoFile, ResolvedAsset
 from .._hubapi.errmap import ErrorContext, to_fetch_error
 from .._store.blobstore import BlobStore
+from .._store.pull import Gate, Tally, pull
 from .bucket import Bucket
 from .keys import blob_key
 
@@ -44,22 +48,26 @@ def ingest(
         start = partial.open()
         try:
             watch.started(entry.size, start)
-
-            def sink(offset: int, chunk: memoryview) -> None:
-                partial.write_at(offset, chunk, watermark=offset + len(chunk))
-                watch.advanced(len(chunk))
-
+            chunks = bucket.stream(blob_key(entry.etag), start)
+            if chunks is None:
+                return None
             try:
-                if bucket.download(blob_key(entry.etag), start, sink) is None:
-                    return None
-            except OSError as exc:  # a local disk error, not the bucket's: keep nothing
-                partial.discard()
-                raise to_fetch_error(exc, ErrorContext(ref)) from exc
-            try:
+                pull(
+                    partial,
+                    chunks,
+                    start,
+                    limit=entry.size - start,
+                    gate=Gate(),
+                    tally=Tally(start),
+                    check=watch.advanced,
+                )
                 partial.verify()
             except IntegrityError as exc:
                 partial.discard()
                 raise IntegrityError(f"blobs/{entry.etag[:16]}... in the bucket for {ref}: {exc}") from None
+            except OSError as exc:  # a local disk error, not the bucket's: keep nothing
+                partial.discard()
+                raise to_fetch_error(exc, ErrorContext(ref)) from exc
             pointer = store.publish(partial, ref, commit, entry.etag)
         finally:
             partial.close()
