@@ -15,7 +15,7 @@ from .._core.errors import FetchError, IntegrityError, SourceUnavailableError
 from .._core.retry import Transient
 from .._core.speed import LowSpeed
 from .._core.types import AssetRef
-from .._hubapi.spec import MAX_REDIRECTS, Outcome, redirect_target
+from .._hubapi.spec import MAX_REDIRECTS, Outcome, judge_body, redirect_target
 
 if TYPE_CHECKING:
     from .client import HubClient
@@ -30,6 +30,7 @@ class BodyStream:
 
     def __init__(self, client: HubClient, ref: AssetRef, url: str, start: int, last: int | None) -> None:
         self._client, self._ref, self._url = client, ref, url
+        self._first, self._last = start, last
         self._range = (
             f"bytes={start}-{'' if last is None else last}" if start > 0 or last is not None else None
         )
@@ -53,14 +54,18 @@ class BodyStream:
     async def _refuse_unless_body(self, response: httpx.Response) -> None:
         outcome = self._client.classify(response, self._ref)
         if outcome.kind == "ok":
-            encoding = response.headers.get("content-encoding", "identity").strip().lower()
-            if encoding in ("", "identity"):
+            headers = response.headers
+            verdict = judge_body(
+                response.status_code,
+                headers.get("content-range"),
+                headers.get("content-encoding"),
+                self._first,
+                self._last,
+            )
+            if verdict != "encoded":  # "wrong-range" is the caller's to judge: it may resume elsewhere
                 return
             await response.aclose()
-            raise SourceUnavailableError(
-                f"Fetching {self._ref}: the server sent the file with Content-Encoding "
-                f"{encoding[:40]!r} although identity was asked for; nothing was written."
-            )
+            raise encoded_body(self._ref, headers.get("content-encoding"))
         await response.aclose()
         if outcome.kind == "retry":
             raise Transient(
@@ -75,6 +80,14 @@ class BodyStream:
     async def __aexit__(self, *exc: object) -> None:
         if self._response is not None:
             await self._response.aclose()
+
+
+def encoded_body(ref: AssetRef, encoding: str | None) -> SourceUnavailableError:
+    """The error for a body sent with a `Content-Encoding` (never inflated, never written)."""
+    return SourceUnavailableError(
+        f"Fetching {ref}: the server sent the file with Content-Encoding "
+        f"{(encoding or '').strip()[:40]!r} although identity was asked for; nothing was written."
+    )
 
 
 def error_of(outcome: Outcome) -> FetchError:

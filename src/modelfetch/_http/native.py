@@ -45,10 +45,11 @@ from .._core.proxies import ProxyRules
 from .._core.retry import Transient
 from .._core.speed import LowSpeed
 from .._core.types import AssetRef
-from .._hubapi.spec import FileMetadata
+from .._hubapi.spec import FileMetadata, judge_body
 from .._store.partial import PartialBlob
 from .._store.pull import Gate, HashFollower, Tally, pull
 from .._version import __version__ as _version
+from .bodies import encoded_body
 from .client import HubClient
 from .netenv import ca_locations
 from .transfer import Progress, Thread, Transfer, TransferOptions, check_complete, parallel_ranges
@@ -328,21 +329,22 @@ class NativeTransfer:
             raise _RequestFailed(reason) from None
         if options is not None:
             self._httpx.ranges = True
-        encoding = str(result.attributes.get("Content-Encoding") or "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            raise SourceUnavailableError(
-                f"Fetching {ref}: the server sent the file with Content-Encoding {encoding[:40]!r} "
-                "although identity was asked for; nothing was written."
-            )
         total = result.meta.get("size")
+        got = tuple(result.range)  # obstore checked the Content-Range against what was asked
+        sent = f"bytes {got[0]}-{got[1] - 1}/{total}" if options is not None else None
+        encoding = result.attributes.get("Content-Encoding")
+        verdict = judge_body(
+            206 if options is not None else 200, sent, encoding, first, None if end is None else end - 1
+        )
+        if verdict == "encoded":
+            raise encoded_body(ref, str(encoding))
+        if verdict == "wrong-range":
+            other = SourceUnavailableError(f"Fetching {ref}: the server sent other bytes than asked for.")
+            raise Transient("wrong range", other)
         # Shorter than the HEAD said: another attempt may agree. Longer: `pull` refuses the excess.
         if size is not None and isinstance(total, int) and total < size:
             other = SourceUnavailableError(f"Fetching {ref}: the server announced {total} bytes, not {size}.")
             raise Transient("wrong length", other)
-        if options is not None and tuple(result.range) != (first, end if end is not None else total):
-            raise Transient(
-                "wrong range", SourceUnavailableError(f"Fetching {ref}: the server sent other bytes.")
-            )
         return _chunks(ref, result.stream(min_chunk_size=_CHUNK), ob.exceptions.BaseError)
 
     def _store(self, url: str) -> Any:

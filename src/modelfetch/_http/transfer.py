@@ -27,7 +27,7 @@ from .._core.retry import Transient
 from .._core.speed import LowSpeed
 from .._core.types import AssetRef
 from .._core.validate import check_positive_int
-from .._hubapi.spec import FileMetadata, parse_content_range, plan_ranges
+from .._hubapi.spec import FileMetadata, judge_body, plan_ranges
 from .._store.partial import PartialBlob
 from .bodies import body_chunks
 from .client import HubClient
@@ -147,14 +147,14 @@ def check_complete(ref: AssetRef, end: int, size: int | None) -> None:
 
 
 def check_range(ref: AssetRef, response: httpx.Response, first: int, last: int | None) -> None:
-    """Raise `Retry` unless `response` is a 206 of bytes from `first` to at most `last` (any end if None)."""
-    if response.status_code != 206:
+    """Raise `Transient` unless `response` is a 206 of bytes `first` to at most `last` (None: any)."""
+    headers = response.headers
+    verdict = judge_body(response.status_code, headers.get("content-range"), None, first, last)
+    if verdict == "whole":
         stopped = SourceUnavailableError(f"Fetching {ref}: the server stopped honouring ranges.")
         raise Transient("range not honoured", stopped)
-    span = parse_content_range(response.headers.get("content-range"))
-    # It must start where asked and end no later; a shorter range is followed up by the caller.
-    if span is None or span[0] != first or (last is not None and span[1] > last):
-        sent = response.headers.get("content-range", "no Content-Range")[:80]
+    if verdict != "part":  # a shorter range is followed up by the caller
+        sent = headers.get("content-range", "no Content-Range")[:80]
         wrong = SourceUnavailableError(
             f"Fetching {ref}: asked for bytes {first}-{last}, the server sent {sent!r}."
         )

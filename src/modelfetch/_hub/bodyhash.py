@@ -16,7 +16,7 @@ import queue
 import threading
 from typing import Any
 
-from .._hubapi.spec import content_hasher, hash_kind, parse_content_range
+from .._hubapi.spec import content_hasher, hash_kind, judge_body
 
 _BATCH = 1024 * 1024  # bytes handed to the hashing thread at once
 _QUEUED = 2  # batches waiting, at most (2 MiB)
@@ -36,15 +36,14 @@ class BodyHash:
         """A stream to feed one body's bytes to; None if this body cannot be followed."""
         if not self.valid:
             return None
-        if status == 200:  # the whole file (again): huggingface_hub starts its file over too
+        verdict = judge_body(status, content_range, None, self.position, None)
+        if verdict == "whole":  # the whole file (again): huggingface_hub starts its file over too
             if self.position:
                 self._hasher = content_hasher(self.etag, self.size or 0)
                 self.position = 0
-        else:
-            span = parse_content_range(content_range)
-            if status != 206 or span is None or span[0] != self.position:
-                self.valid = False
-                return None
+        elif verdict != "part":
+            self.valid = False
+            return None
         return BodyStream(self)
 
     def digest_of(self, size: int) -> str | None:

@@ -49,6 +49,7 @@ from .._hubapi.spec import (
     MAX_API_BODY,
     MAX_PAGES,
     RETRYABLE_STATUS,
+    judge_body,
     normalize_etag,
     parse_retry_after,
     same_origin,
@@ -194,10 +195,10 @@ def _check_room(guard: CallGuard) -> None:
 
 def _watch_body(response: httpx2.Response, guard: CallGuard, *, download: bool) -> None:
     """Check a body's encoding now (file downloads), and its bytes as huggingface_hub reads them."""
-    if download:
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            raise guard.refuse(f"sent a file with Content-Encoding {encoding[:40]!r}; identity was asked for")
+    encoding = response.headers.get("content-encoding")
+    if download and judge_body(response.status_code, None, encoding, 0, None) == "encoded":
+        shown = (encoding or "").strip()[:40]
+        raise guard.refuse(f"sent a file with Content-Encoding {shown!r}; identity was asked for")
     if isinstance(response.stream, httpx2.SyncByteStream):
         limit = guard.announced if download else MAX_API_BODY
         hashing = None

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urljoin, urlsplit
 
 from .._core.errors import (
@@ -283,6 +283,37 @@ def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None
         return None
     total = None if match[3] == "*" else int(match[3])
     return int(match[1]), int(match[2]), total
+
+
+BodyVerdict = Literal["whole", "part", "encoded", "wrong-range", "not-a-body"]
+
+
+def judge_body(
+    status: int, content_range: str | None, content_encoding: str | None, first: int, last: int | None
+) -> BodyVerdict:
+    """What a file body's answer is, for a GET of bytes `first..last` (`last` None: to the end).
+
+    The one check every engine and the huggingface_hub guard make before taking a byte:
+
+    - "encoded": any `Content-Encoding` but identity (identity was asked for; a body is
+      never inflated);
+    - "whole": a 200, the whole file (from byte 0, whatever was asked: a server that
+      ignores `Range`);
+    - "part": a 206 of bytes starting at `first` and ending no later than `last`;
+    - "wrong-range": a 206 of other bytes, or without a usable `Content-Range`;
+    - "not-a-body": any other status.
+    """
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return "encoded"
+    if status == 200:
+        return "whole"
+    if status != 206:
+        return "not-a-body"
+    span = parse_content_range(content_range)
+    if span is None or span[0] != first or (last is not None and span[1] > last):
+        return "wrong-range"
+    return "part"
 
 
 def plan_ranges(start: int, size: int, chunk: int) -> Iterator[tuple[int, int]]:
