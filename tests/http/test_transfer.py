@@ -6,7 +6,8 @@ import pytest
 
 from modelfetch import AssetRef, IntegrityError
 from modelfetch._core.retry import Transient as Retry
-from modelfetch._http.transfer import advance_watermark, check_complete
+from modelfetch._http.transfer import check_complete
+from modelfetch._store.pull import advance_watermark
 
 REF = AssetRef("org/model", "w.bin")
 

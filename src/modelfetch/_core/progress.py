@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -83,3 +84,31 @@ def emit(callback: ProgressCallback | None, event: ProgressEvent) -> None:
         callback(event)
     except Exception:
         logger.exception("progress callback failed for %s", event.ref)
+
+
+_PROGRESS_BYTES = 1024 * 1024
+_PROGRESS_SECONDS = 0.1
+
+
+class FileProgress:
+    """Rate-limited progress events for one file (at most every 1 MiB or 100 ms)."""
+
+    def __init__(self, ref: AssetRef, total: int | None, callback: ProgressCallback | None) -> None:
+        self.ref, self.total, self.callback = ref, total, callback
+        self.done = 0
+        self._sent_bytes = 0
+        self._sent_at = 0.0
+
+    def send(self, kind: ProgressKind) -> None:
+        """Send an event of `kind` now."""
+        self._sent_bytes, self._sent_at = self.done, time.monotonic()
+        emit(self.callback, ProgressEvent(kind, self.ref, self.done, self.total))
+
+    def advance(self, n: int) -> None:
+        """Count `n` more bytes; send ADVANCED if 1 MiB or 100 ms passed since the last event."""
+        self.done += n
+        if self.callback is not None and (
+            self.done - self._sent_bytes >= _PROGRESS_BYTES
+            or time.monotonic() - self._sent_at >= _PROGRESS_SECONDS
+        ):
+            self.send(ProgressKind.ADVANCED)

@@ -40,6 +40,7 @@ import anyio
 import anyio.to_thread
 
 from .._core.errors import SourceUnavailableError
+from .._core.progress import FileProgress as Progress
 from .._core.progress import ProgressCallback, ProgressKind
 from .._core.proxies import ProxyRules
 from .._core.retry import Transient
@@ -47,12 +48,12 @@ from .._core.speed import LowSpeed
 from .._core.types import AssetRef
 from .._hubapi.spec import FileMetadata, judge_body
 from .._store.partial import PartialBlob
-from .._store.pull import Gate, HashFollower, Tally, pull
+from .._store.pull import Gate, HashFollower, Tally, parallel_ranges, pull
 from .._version import __version__ as _version
 from .bodies import encoded_body
 from .client import HubClient
 from .netenv import ca_locations
-from .transfer import Progress, Thread, Transfer, TransferOptions, check_complete, parallel_ranges
+from .transfer import Transfer, TransferOptions, check_complete
 
 MiB = 1024 * 1024
 _CHUNK = MiB  # obstore hands bodies over in chunks of at least this
@@ -167,7 +168,10 @@ class NativeTransfer:
         async def fetch_range(first: int, last: int) -> None:
             await self._range(ref, meta, partial, report, first, last)
 
-        await parallel_ranges(partial, start, size, self.options, fetch_range, self._thread)
+        options = self.options
+        await parallel_ranges(
+            partial, start, size, options.chunk_size, options.connections, fetch_range, self._thread
+        )
 
     async def _range(
         self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, report: Progress, first: int, last: int

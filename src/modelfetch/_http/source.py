@@ -38,7 +38,7 @@ from .._core.errors import (
 from .._core.force import force_requested
 from .._core.lru import Lru
 from .._core.mocking import http_mocked
-from .._core.progress import ProgressCallback, ProgressEvent, ProgressKind, emit
+from .._core.progress import FileProgress, ProgressCallback, ProgressEvent, ProgressKind, emit
 from .._core.retry import RetryPolicy
 from .._core.settings import Settings
 from .._core.speed import LowSpeed
@@ -51,7 +51,7 @@ from .._store.layout import CachedFile, ensure_room, find_cached
 from .._store.partial import PartialBlob
 from .client import HubClient
 from .native import NativeTransfer
-from .transfer import Engine, Progress, Transfer, TransferOptions
+from .transfer import Engine, Transfer, TransferOptions
 
 MiB = 1024 * 1024
 _KNOWN_COMMITS = 64
@@ -222,7 +222,7 @@ class HttpHubSource(AsyncResource):
     async def _download_small(
         self, ref: AssetRef, meta: FileMetadata, etag: str, progress: ProgressCallback | None, forced: bool
     ) -> ResolvedAsset:
-        report = Progress(ref, meta.size, progress)
+        report = FileProgress(ref, meta.size, progress)
         report.send(ProgressKind.STARTED)
         try:
             try:

@@ -10,42 +10,35 @@ native engine can implement again.
 
 from __future__ import annotations
 
-import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 import httpx
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .._core.errors import IntegrityError, InvalidRequestError, SourceUnavailableError
-from .._core.progress import ProgressCallback, ProgressEvent, ProgressKind, emit
+from .._core.progress import FileProgress as Progress
+from .._core.progress import ProgressCallback, ProgressKind
 from .._core.retry import Transient
 from .._core.speed import LowSpeed
 from .._core.types import AssetRef
 from .._core.validate import check_positive_int
-from .._hubapi.spec import FileMetadata, judge_body, plan_ranges
+from .._hubapi.spec import FileMetadata, judge_body
 from .._store.partial import PartialBlob
+from .._store.pull import RangeFetch, Thread, parallel_ranges
 from .bodies import body_chunks
 from .client import HubClient
 
 MiB = 1024 * 1024
 _WRITE_BLOCK = MiB
 _QUEUE_BLOCKS = 3
-_PROGRESS_BYTES = MiB
-_PROGRESS_SECONDS = 0.1
 
 ENGINES = ("auto", "native", "httpx")
 _ENGINE_ALIASES = {"curl": "native"}  # the libcurl engine's name, until the next release
-
-Thread = Callable[..., Awaitable[Any]]
-"""Runs a blocking call in a worker thread (the source's disk limiter)."""
-
-RangeFetch = Callable[[int, int], Awaitable[None]]
-"""Fetches bytes `first..last` (inclusive) of a file into its partial blob, or raises."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,42 +92,6 @@ class TransferOptions:
             if option.name == "small_file_limit" and value == 0:  # 0: off
                 continue
             check_positive_int(f"TransferOptions.{option.name}", value)
-
-
-class Progress:
-    """Rate-limited progress events for one file (at most every 1 MiB or 100 ms)."""
-
-    def __init__(self, ref: AssetRef, total: int | None, callback: ProgressCallback | None) -> None:
-        self.ref, self.total, self.callback = ref, total, callback
-        self.done = 0
-        self._sent_bytes = 0
-        self._sent_at = 0.0
-
-    def send(self, kind: ProgressKind) -> None:
-        """Send an event of `kind` now."""
-        self._sent_bytes, self._sent_at = self.done, time.monotonic()
-        emit(self.callback, ProgressEvent(kind, self.ref, self.done, self.total))
-
-    def advance(self, n: int) -> None:
-        """Count `n` more bytes; send ADVANCED if 1 MiB or 100 ms passed since the last event."""
-        self.done += n
-        if self.callback is not None and (
-            self.done - self._sent_bytes >= _PROGRESS_BYTES
-            or time.monotonic() - self._sent_at >= _PROGRESS_SECONDS
-        ):
-            self.send(ProgressKind.ADVANCED)
-
-
-def advance_watermark(done: set[int], watermark: int, chunk: int, size: int) -> int:
-    """The new watermark once the ranges starting at `done` have arrived. Pure, but consumes `done`.
-
-    Ranges are `chunk` bytes from their start (the last one shorter); the watermark moves
-    over the contiguous run of finished ranges that starts at it, and no further.
-    """
-    while watermark in done:
-        done.discard(watermark)
-        watermark = min(watermark + chunk, size)
-    return watermark
 
 
 def check_complete(ref: AssetRef, end: int, size: int | None) -> None:
@@ -306,7 +263,8 @@ class Transfer:
         async def fetch_here(first: int, last: int) -> None:
             await self._fetch_range(ref, meta, partial, report, first, last)
 
-        await parallel_ranges(partial, end, size, self._options, fetch_range or fetch_here, self._thread)
+        chunk, width = self._options.chunk_size, self._options.connections
+        await parallel_ranges(partial, end, size, chunk, width, fetch_range or fetch_here, self._thread)
 
     async def _stream_into(
         self,
@@ -372,62 +330,6 @@ def check_range_end(ref: AssetRef, end: int, last: int) -> None:
     if end != last + 1:
         short = SourceUnavailableError(f"Fetching {ref}: ranges kept ending early.")
         raise Transient("short range", short)
-
-
-async def parallel_ranges(
-    partial: PartialBlob,
-    start: int,
-    size: int,
-    options: TransferOptions,
-    fetch_range: RangeFetch,
-    thread: Thread,
-) -> None:
-    """Fetch bytes `start..size` of a file as ranges, `options.connections` at once, on any engine.
-
-    Ranges land out of order; the watermark moves over the contiguous prefix only
-    (`advance_watermark`) and the hash follows it from the page cache as it moves, so a
-    failure resumes from the watermark and little is left to hash at the end.
-    """
-    chunk = options.chunk_size
-    pending = plan_ranges(start, size, chunk)
-    count = -(-(size - start) // chunk)
-    partial.inline_hash = False  # writes now land out of order; hash_through follows the watermark
-    done: set[int] = set()
-    watermark = start
-    marking = anyio.Lock()
-    failures: list[BaseException] = []
-
-    async def advance(first: int) -> None:
-        nonlocal watermark
-        done.add(first)
-        async with marking:  # one watermark write at a time, in order
-            moved = advance_watermark(done, watermark, chunk, size)
-            if moved != watermark:
-                watermark = moved
-                await thread(partial.set_watermark, moved)
-                tg.start_soon(hash_through, moved)  # overlap hashing with the transfer
-
-    async def hash_through(upto: int) -> None:
-        try:
-            await thread(partial.hash_through, upto)
-        except Exception as exc:
-            failures.append(exc)
-            tg.cancel_scope.cancel()
-
-    async def worker() -> None:
-        while not failures and (span := next(pending, None)) is not None:
-            try:
-                await fetch_range(*span)
-                await advance(span[0])
-            except Exception as exc:  # the first failure stops every worker
-                failures.append(exc)
-                tg.cancel_scope.cancel()
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(min(options.connections, count)):
-            tg.start_soon(worker)
-    if failures:
-        raise failures[0]
 
 
 async def _read_blocks(

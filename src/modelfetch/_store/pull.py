@@ -18,11 +18,14 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
+
 from .._core.errors import IntegrityError
+from .._hubapi.spec import plan_ranges
 from .partial import PartialBlob
 
 _FOLLOW_DEPTH = 8  # chunks a hasher may fall behind before the receiver waits for it
@@ -158,3 +161,78 @@ def pull(
         if over:
             raise IntegrityError(f"the body is longer than the {limit} bytes announced")
     return position
+
+
+RangeFetch = Callable[[int, int], Awaitable[None]]
+"""Fetches bytes `first..last` (inclusive) of a file into its partial blob, or raises."""
+
+Thread = Callable[..., Awaitable[Any]]
+"""Runs a blocking call in a worker thread."""
+
+
+def advance_watermark(done: set[int], watermark: int, chunk: int, size: int) -> int:
+    """The new watermark once the ranges starting at `done` have arrived. Pure, but consumes `done`.
+
+    Ranges are `chunk` bytes from their start (the last one shorter); the watermark moves
+    over the contiguous run of finished ranges that starts at it, and no further.
+    """
+    while watermark in done:
+        done.discard(watermark)
+        watermark = min(watermark + chunk, size)
+    return watermark
+
+
+async def parallel_ranges(
+    partial: PartialBlob,
+    start: int,
+    size: int,
+    chunk: int,
+    connections: int,
+    fetch_range: RangeFetch,
+    thread: Thread,
+) -> None:
+    """Fetch bytes `start..size` of a file as ranges, `connections` at once, on any engine.
+
+    Ranges land out of order; the watermark moves over the contiguous prefix only
+    (`advance_watermark`) and the hash follows it from the page cache as it moves, so a
+    failure resumes from the watermark and little is left to hash at the end.
+    """
+    pending = plan_ranges(start, size, chunk)
+    count = -(-(size - start) // chunk)
+    partial.inline_hash = False  # writes now land out of order; hash_through follows the watermark
+    done: set[int] = set()
+    watermark = start
+    marking = anyio.Lock()
+    failures: list[BaseException] = []
+
+    async def advance(first: int) -> None:
+        nonlocal watermark
+        done.add(first)
+        async with marking:  # one watermark write at a time, in order
+            moved = advance_watermark(done, watermark, chunk, size)
+            if moved != watermark:
+                watermark = moved
+                await thread(partial.set_watermark, moved)
+                tg.start_soon(hash_through, moved)  # overlap hashing with the transfer
+
+    async def hash_through(upto: int) -> None:
+        try:
+            await thread(partial.hash_through, upto)
+        except Exception as exc:
+            failures.append(exc)
+            tg.cancel_scope.cancel()
+
+    async def worker() -> None:
+        while not failures and (span := next(pending, None)) is not None:
+            try:
+                await fetch_range(*span)
+                await advance(span[0])
+            except Exception as exc:  # the first failure stops every worker
+                failures.append(exc)
+                tg.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(min(connections, count)):
+            tg.start_soon(worker)
+    if failures:
+        raise failures[0]
