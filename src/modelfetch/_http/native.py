@@ -48,7 +48,7 @@ from .._core.speed import LowSpeed
 from .._core.types import AssetRef
 from .._hubapi.spec import FileMetadata, judge_body
 from .._store.partial import PartialBlob
-from .._store.pull import Gate, HashFollower, Tally, parallel_ranges, pull
+from .._store.pull import Gate, HashFollower, Tally, Thread, parallel_ranges, pull
 from .._version import __version__ as _version
 from .bodies import encoded_body
 from .client import HubClient
