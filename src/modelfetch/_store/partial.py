@@ -80,7 +80,11 @@ class PartialBlob:
         self.watermark = min(mark, on_disk)
         if self.size is not None and self.watermark > self.size:
             self.watermark = 0
-        os.ftruncate(self._fd, self.watermark)
+        if on_disk != self.watermark:
+            # Only when there is something to cut: on ext4 (auto_da_alloc) a file truncated and
+            # then rewritten is flushed to disk on close, which made every fresh download's
+            # close take 0.3 s per 128 MiB.
+            os.ftruncate(self._fd, self.watermark)
         self._marked = mark
         if mark != self.watermark:  # never leave a mark past what the file now holds
             self._write_mark(self.watermark)
