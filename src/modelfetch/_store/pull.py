@@ -28,7 +28,7 @@ from .._core.errors import IntegrityError
 from .._hubapi.spec import plan_ranges
 from .partial import PartialBlob
 
-_FOLLOW_DEPTH = 8  # chunks a hasher may fall behind before the receiver waits for it
+_FOLLOW_DEPTH = 2  # chunks a hasher may fall behind before the receiver waits (each one is live memory)
 _END: Any = object()
 
 
