@@ -61,6 +61,31 @@ def test_resume_from_the_watermark_in_a_new_instance(tmp_path: Path) -> None:
     second.verify()
 
 
+def test_ranges_written_before_any_watermark_are_not_trusted(tmp_path: Path) -> None:
+    """A file with ranges past a hole and no watermark yet (cancelled, or killed) resumes from 0,
+    not from its size: the size is no watermark when ranges land out of order."""
+    blob = _blob(tmp_path)
+    first = PartialBlob(tmp_path, blob, SHA, len(DATA))
+    first.open()
+    first.write_at(1 << 20, DATA[1 << 20 : 2 << 20])  # the second range arrived, the first never did
+    first.close()
+    second = PartialBlob(tmp_path, blob, SHA, len(DATA))
+    assert second.open() == 0
+    assert second.path.stat().st_size == 0
+
+
+def test_the_watermark_survives_a_close_between_its_writes_to_disk(tmp_path: Path) -> None:
+    """The watermark file is rewritten every 16 MiB; close records the last one."""
+    blob = _blob(tmp_path)
+    first = PartialBlob(tmp_path, blob, SHA, len(DATA))
+    first.open()
+    for offset in range(0, 2 << 20, 1 << 16):
+        first.write_at(offset, DATA[offset : offset + (1 << 16)], offset + (1 << 16))
+    first.close()
+    second = PartialBlob(tmp_path, blob, SHA, len(DATA))
+    assert second.open() == 2 << 20
+
+
 def test_corrupt_content_fails_verification(tmp_path: Path) -> None:
     """One flipped byte is an IntegrityError; discard leaves nothing behind."""
     blob = _blob(tmp_path)

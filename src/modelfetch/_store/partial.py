@@ -76,7 +76,9 @@ class PartialBlob:
         """Open (or create) the file and return the watermark to resume from."""
         self._fd = self._open_regular(self.path)
         on_disk = os.fstat(self._fd).st_size
-        mark = self._read_mark(default=on_disk)
+        # No watermark file: nothing is known good. The file's size is no substitute: parallel
+        # ranges land out of order, leaving holes below it.
+        mark = self._read_mark(default=0)
         self.watermark = min(mark, on_disk)
         if self.size is not None and self.watermark > self.size:
             self.watermark = 0
