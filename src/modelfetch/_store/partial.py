@@ -17,6 +17,7 @@ import contextlib
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,10 +26,12 @@ from .._hubapi.spec import content_hasher, hash_kind
 from .anchored import NONBLOCK, Folder, open_regular, parent_folder, unsafe
 
 _READ_BLOCK = 1024 * 1024
-# The watermark file is rewritten at most once per this many bytes (and on close): rewriting
-# a page the kernel is writing back waits for the disk ("stable pages"), which once per
-# 1 MiB chunk measurably slowed the writer. A process killed outright resumes a little earlier.
+# The watermark file is rewritten once this many bytes or seconds have passed since the last
+# time (and on close): rewriting a page the kernel is writing back waits for the disk ("stable
+# pages"), which once per 1 MiB chunk measurably slowed the writer. A process killed outright
+# resumes at most that much earlier.
 _MARK_EVERY = 16 * 1024 * 1024
+_MARK_SECONDS = 0.5
 
 
 class PartialBlob:
@@ -42,7 +45,8 @@ class PartialBlob:
         self.path = blob.with_name(f"{blob.name}.modelfetch.incomplete")
         self.mark_path = self.path.with_name(self.path.name + ".progress")
         self.watermark = 0
-        self._marked = 0  # the watermark last written to the file
+        self._marked = 0  # the watermark last written to the file, and when
+        self._marked_at = time.monotonic()
         self._fd = -1
         self._mark_fd = -1
         self._kind = hash_kind(etag)
@@ -172,11 +176,16 @@ class PartialBlob:
         never seen half-written, and a reader parses it either way.
         """
         self.watermark = value
-        if value == 0 or value < self._marked or value - self._marked >= _MARK_EVERY:
+        if (
+            value == 0
+            or value < self._marked
+            or value - self._marked >= _MARK_EVERY
+            or time.monotonic() - self._marked_at >= _MARK_SECONDS
+        ):
             self._write_mark(value)
 
     def _write_mark(self, value: int) -> None:
-        self._marked = value
+        self._marked, self._marked_at = value, time.monotonic()
         if self._mark_fd < 0:
             self._mark_fd = self._open_regular(self.mark_path)
             os.ftruncate(self._mark_fd, 0)
