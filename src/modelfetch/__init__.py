@@ -19,11 +19,17 @@ from ._cached.source import CacheStats as CacheStats
 from ._core.errors import AssetNotFoundError as AssetNotFoundError
 from ._core.errors import AuthenticationError as AuthenticationError
 from ._core.errors import BlockingCallError as BlockingCallError
+from ._core.errors import EntryNotFoundError as EntryNotFoundError
 from ._core.errors import FetchError as FetchError
+from ._core.errors import GatedRepoError as GatedRepoError
 from ._core.errors import IntegrityError as IntegrityError
 from ._core.errors import InvalidRequestError as InvalidRequestError
+from ._core.errors import LocalEntryNotFoundError as LocalEntryNotFoundError
 from ._core.errors import OfflineError as OfflineError
+from ._core.errors import OfflineModeIsEnabled as OfflineModeIsEnabled
+from ._core.errors import RemoteEntryNotFoundError as RemoteEntryNotFoundError
 from ._core.errors import RepoNotFoundError as RepoNotFoundError
+from ._core.errors import RepositoryNotFoundError as RepositoryNotFoundError
 from ._core.errors import RevisionNotFoundError as RevisionNotFoundError
 from ._core.errors import SnapshotError as SnapshotError
 from ._core.errors import SourceUnavailableError as SourceUnavailableError
@@ -99,25 +105,31 @@ __all__ = [
     "CacheStats",
     "CachedSource",
     "ChainSource",
+    "EntryNotFoundError",
     "FetchError",
+    "GatedRepoError",
     "HttpHubSource",
     "HubSource",
     "IntegrityError",
     "InvalidRequestError",
     "LocalDirSource",
+    "LocalEntryNotFoundError",
     "MirrorOptions",
     "MirrorSource",
     "MirrorStats",
     "ModelAssetSource",
     "OfflineError",
+    "OfflineModeIsEnabled",
     "Origin",
     "ProgressCallback",
     "ProgressEvent",
     "ProgressKind",
+    "RemoteEntryNotFoundError",
     "RepoFile",
     "RepoListing",
     "RepoNotFoundError",
     "RepoRef",
+    "RepositoryNotFoundError",
     "ResolvedAsset",
     "RetryPolicy",
     "RevisionNotFoundError",

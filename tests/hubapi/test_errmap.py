@@ -47,7 +47,7 @@ def _response(status: int, headers: dict[str, str] | None = None) -> httpx2.Resp
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
-        (hf.GatedRepoError("gated", response=_response(401)), modelfetch.AuthenticationError),
+        (hf.GatedRepoError("gated", response=_response(401)), modelfetch.GatedRepoError),
         (hf.RepositoryNotFoundError("missing", response=_response(401)), modelfetch.RepoNotFoundError),
         (hf.RevisionNotFoundError("rev", response=_response(404)), modelfetch.RevisionNotFoundError),
         (hf.RemoteEntryNotFoundError("entry", response=_response(404)), modelfetch.AssetNotFoundError),

@@ -9,6 +9,7 @@ them. Where a builtin base helps callers, it is inherited too::
     ├── RevisionNotFoundError                   no such branch, tag or commit
     ├── AssetNotFoundError (FileNotFoundError)  no such file at that revision
     ├── AuthenticationError                     gated or private: bad or missing token
+    │   └── GatedRepoError                      gated: accept its terms, use a token with access
     ├── OfflineError                            offline, and not in the local cache
     ├── IntegrityError                          size or hash mismatch; nothing was published
     ├── SourceUnavailableError                  network, timeouts, 5xx after retries
@@ -17,6 +18,12 @@ them. Where a builtin base helps callers, it is inherited too::
     └── BlockingCallError (RuntimeError)        a *_sync call from a thread running an event loop
 
 Messages say what was asked, what happened and what to do. They never contain a token.
+
+For code written against huggingface_hub, the names it catches exist here too (the same
+classes under huggingface_hub's names, see `HF_NAMES` and docs/index.md's table):
+`except modelfetch.EntryNotFoundError` catches what `except huggingface_hub.errors.EntryNotFoundError`
+caught. Importing huggingface_hub's own classes here would make `import modelfetch` import
+huggingface_hub (which reads `HF_*` at import time), so ours are not instances of theirs.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ __all__ = [
     "AuthenticationError",
     "BlockingCallError",
     "FetchError",
+    "GatedRepoError",
     "IntegrityError",
     "InvalidRequestError",
     "OfflineError",
@@ -59,6 +67,10 @@ class AssetNotFoundError(FetchError, FileNotFoundError):
 
 class AuthenticationError(FetchError):
     """The repository is gated or private and the token is missing, invalid or lacks access."""
+
+
+class GatedRepoError(AuthenticationError):
+    """The repository is gated: accept its terms on the Hub and use a token with access."""
 
 
 class OfflineError(FetchError):
@@ -99,3 +111,20 @@ def offline_miss(what: object, cache: object | None = None) -> OfflineError:
         f"Fetching {what}: offline mode is on and the file is not in the local cache{where}; "
         "unset HF_HUB_OFFLINE or fetch it once while online."
     )
+
+
+HF_NAMES: dict[str, type[FetchError]] = {
+    "EntryNotFoundError": AssetNotFoundError,
+    "RemoteEntryNotFoundError": AssetNotFoundError,
+    "RepositoryNotFoundError": RepoNotFoundError,
+    "LocalEntryNotFoundError": OfflineError,
+    "OfflineModeIsEnabled": OfflineError,
+}
+"""huggingface_hub's error names, and the modelfetch class each is here (`GatedRepoError`
+and `RevisionNotFoundError` have the same name in both)."""
+
+EntryNotFoundError = AssetNotFoundError
+RemoteEntryNotFoundError = AssetNotFoundError
+RepositoryNotFoundError = RepoNotFoundError
+LocalEntryNotFoundError = OfflineError
+OfflineModeIsEnabled = OfflineError

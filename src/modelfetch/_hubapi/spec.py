@@ -18,6 +18,7 @@ from .._core.errors import (
     AssetNotFoundError,
     AuthenticationError,
     FetchError,
+    GatedRepoError,
     InvalidRequestError,
     RepoNotFoundError,
     RevisionNotFoundError,
@@ -183,7 +184,7 @@ def error_for_status(
     repo = f"{what.repo_type} {what.repo_id}"
     token_hint = "set HF_TOKEN to a token with access"
     if code == "GatedRepo":
-        return AuthenticationError(
+        return GatedRepoError(
             f"Fetching {what}: {what.repo_id} is gated; accept its terms on the Hub and {token_hint}."
         )
     if code == "RepoNotFound":
