@@ -10,6 +10,7 @@ path = modelfetch.fetch_sync("org/model", "config.json")            # from sync 
 """
 
 import importlib as _importlib
+import warnings as _warnings
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._api import fetch as fetch
@@ -41,8 +42,8 @@ from ._core.protocol import ModelAssetSource as ModelAssetSource
 from ._core.retry import RetryPolicy as RetryPolicy
 from ._core.settings import Settings as Settings
 from ._core.types import AssetRef as AssetRef
+from ._core.types import ListedFile as ListedFile
 from ._core.types import Origin as Origin
-from ._core.types import RepoFile as RepoFile
 from ._core.types import RepoListing as RepoListing
 from ._core.types import RepoRef as RepoRef
 from ._core.types import ResolvedAsset as ResolvedAsset
@@ -82,8 +83,21 @@ malformed `HF_HUB_ETAG_TIMEOUT` would be an import-time traceback instead of our
 """
 
 
+_DEPRECATED = {"RepoFile": ("ListedFile", ListedFile)}
+"""Old names kept for one release, with a `DeprecationWarning` when used."""
+
+
 def __getattr__(name: str) -> object:
     """Import a source that needs huggingface_hub or httpx the first time it is named."""
+    if name in _DEPRECATED:
+        new, value = _DEPRECATED[name]
+        _warnings.warn(
+            f"modelfetch.{name} is now modelfetch.{new} (huggingface_hub has a RepoFile of its own); "
+            f"the old name goes in the next release.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'modelfetch' has no attribute {name!r}")
@@ -112,6 +126,7 @@ __all__ = [
     "HubSource",
     "IntegrityError",
     "InvalidRequestError",
+    "ListedFile",
     "LocalDirSource",
     "LocalEntryNotFoundError",
     "MirrorOptions",
@@ -125,7 +140,6 @@ __all__ = [
     "ProgressEvent",
     "ProgressKind",
     "RemoteEntryNotFoundError",
-    "RepoFile",
     "RepoListing",
     "RepoNotFoundError",
     "RepoRef",

@@ -8,7 +8,7 @@ from ._api import pick_source
 from ._core.errors import InvalidRequestError
 from ._core.protocol import ModelAssetSource
 from ._core.settings import Settings
-from ._core.types import DEFAULT_REVISION, RepoFile, RepoListing, RepoRef
+from ._core.types import DEFAULT_REVISION, ListedFile, RepoListing, RepoRef
 from ._core.validate import RepoType, check_filename
 from ._hubapi.spec import resolve_url
 
@@ -82,7 +82,7 @@ async def get_paths_info(
     names = [check_filename(path.strip("/")) for path in wanted]
     repo = RepoRef(repo_id, revision or DEFAULT_REVISION, repo_type)
     listing = await (await pick_source(source, None, token)).list_files(repo)
-    found: list[RepoFile] = []
+    found: list[ListedFile] = []
     seen: set[str] = set()
     for name in names:
         for entry in listing.files:

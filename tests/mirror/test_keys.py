@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from modelfetch import RepoFile, RepoListing, RepoRef
+from modelfetch import ListedFile, RepoListing, RepoRef
 from modelfetch._mirror.bucket import store_config
 from modelfetch._mirror.keys import (
     Claim,
@@ -40,13 +40,13 @@ def test_keys_follow_the_documented_layout() -> None:
 
 def test_entry_round_trips() -> None:
     """An encoded manifest entry decodes to the same file."""
-    file = RepoFile("model.safetensors", 123, SHA, lfs=True)
+    file = ListedFile("model.safetensors", 123, SHA, lfs=True)
     assert decode_entry(encode_entry(file), "model.safetensors") == file
 
 
 def test_listing_round_trips() -> None:
     """An encoded listing decodes to the same files at the same commit."""
-    files = (RepoFile("a.json", 2, "c" * 40), RepoFile("b.bin", 9, SHA, lfs=True))
+    files = (ListedFile("a.json", 2, "c" * 40), ListedFile("b.bin", 9, SHA, lfs=True))
     listing = RepoListing(REPO, COMMIT, files)
     assert decode_listing(encode_listing(listing), REPO) == listing
 
@@ -73,7 +73,7 @@ def test_malformed_entries_are_misses(body: bytes) -> None:
 
 def test_listing_of_another_commit_or_with_a_bad_file_is_a_miss() -> None:
     """A listing that names another commit, or holds one hostile entry, decodes to None."""
-    good = RepoFile("a.json", 2, "c" * 40)
+    good = ListedFile("a.json", 2, "c" * 40)
     other = RepoListing(RepoRef("org/model", "d" * 40), "d" * 40, (good,))
     assert decode_listing(encode_listing(other), REPO) is None
     body = json.loads(encode_listing(RepoListing(REPO, COMMIT, (good,))))

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 import modelfetch
-from modelfetch import AssetRef, HttpHubSource, RepoFile, RepoListing, RepoRef, ResolvedAsset, Settings
+from modelfetch import AssetRef, HttpHubSource, ListedFile, RepoListing, RepoRef, ResolvedAsset, Settings
 from modelfetch._api import fetch_many
 from modelfetch._weights import MAX_INDEX_BYTES, MAX_SHARDS
 from modelfetch.testing import FakeHub
@@ -81,7 +81,7 @@ class _CountingSource:
         return ResolvedAsset(ref, Path("/nowhere") / ref.filename, "c" * 40, 0, "", modelfetch.Origin.MEMORY)
 
     async def list_files(self, repo: RepoRef) -> RepoListing:
-        return RepoListing(repo, "c" * 40, (RepoFile("x", 0, ""),))
+        return RepoListing(repo, "c" * 40, (ListedFile("x", 0, ""),))
 
     async def aclose(self) -> None:
         return None

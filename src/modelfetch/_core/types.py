@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from .validate import RepoType, check_filename, check_repo_id, check_repo_type, check_revision
 from .validate import is_commit as _is_commit
@@ -119,7 +121,7 @@ class ResolvedAsset:
 
 
 @dataclass(frozen=True, slots=True)
-class RepoFile:
+class ListedFile:
     """One file in a repository listing.
 
     Attributes:
@@ -136,8 +138,10 @@ class RepoFile:
 
 
 @dataclass(frozen=True, slots=True)
-class RepoListing:
-    """The files of one repository at one commit.
+class RepoListing(Sequence[ListedFile]):
+    """The files of one repository at one commit; also a sequence of them, like the list
+    huggingface_hub's `get_paths_info` and `list_repo_tree` return (`for f in listing`,
+    `listing[0]`, `len(listing)`).
 
     Attributes:
         repo: what was asked for (the revision may be a branch).
@@ -147,4 +151,22 @@ class RepoListing:
 
     repo: RepoRef
     commit: str
-    files: tuple[RepoFile, ...]
+    files: tuple[ListedFile, ...]
+
+    @overload
+    def __getitem__(self, index: int) -> ListedFile: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[ListedFile, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> ListedFile | tuple[ListedFile, ...]:
+        """The file at `index` (or the files of a slice), in path order."""
+        return self.files[index]
+
+    def __len__(self) -> int:
+        """How many files were listed."""
+        return len(self.files)
+
+    def __iter__(self) -> Iterator[ListedFile]:
+        """The files, in path order."""
+        return iter(self.files)

@@ -23,7 +23,7 @@ from .._core.errors import FetchError, SourceUnavailableError
 from .._core.retry import RetryPolicy, Transient, retrying
 from .._core.settings import Settings
 from .._core.speed import LowSpeed
-from .._core.types import AssetRef, RepoFile, RepoRef
+from .._core.types import AssetRef, ListedFile, RepoRef
 from .._hubapi.errmap import ErrorContext, to_fetch_error
 from .._hubapi.spec import (
     MAX_API_BODY,
@@ -227,10 +227,10 @@ class HubClient:
         url, info, _ = await self.api_page(revision_url(self.settings.endpoint, repo), repo)
         return commit_from_revision_info(info, endpoint=self.settings.endpoint, what=repo, url=url)
 
-    async def tree(self, repo: RepoRef, commit: str) -> list[RepoFile]:
+    async def tree(self, repo: RepoRef, commit: str) -> list[ListedFile]:
         """Every file of `repo` at `commit`, page after page, checked as a whole."""
         endpoint = self.settings.endpoint
-        files: list[RepoFile] = []
+        files: list[ListedFile] = []
         seen: set[str] = set()
         page: str | None = tree_url(endpoint, repo, commit)
         while page is not None:

@@ -42,7 +42,7 @@ from .._core.progress import FileProgress, ProgressCallback, ProgressEvent, Prog
 from .._core.retry import RetryPolicy
 from .._core.settings import Settings
 from .._core.speed import LowSpeed
-from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from .._core.types import AssetRef, ListedFile, Origin, RepoListing, RepoRef, ResolvedAsset
 from .._core.validate import check_instance
 from .._hubapi.errmap import to_fetch_error
 from .._hubapi.spec import FileMetadata, resolve_url, safe_blob_name
@@ -93,7 +93,7 @@ class HttpHubSource(AsyncResource):
         self._store = BlobStore(self.settings.hub_cache, self.settings.lock_timeout)
         self._disk = anyio.CapacityLimiter(16)
         # Files seen in commit-pinned listings: a pinned ref among them needs no HEAD.
-        self._known: Lru[tuple[str, str, str], dict[str, RepoFile]] = Lru(_KNOWN_COMMITS)
+        self._known: Lru[tuple[str, str, str], dict[str, ListedFile]] = Lru(_KNOWN_COMMITS)
         self._client = HubClient(
             self.settings,
             retry=self.retry,

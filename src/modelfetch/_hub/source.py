@@ -33,7 +33,7 @@ from .._core.progress import ProgressCallback, ProgressKind
 from .._core.retry import RetryPolicy, Transient, retrying
 from .._core.settings import Settings
 from .._core.threadprogress import TransferWatch
-from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from .._core.types import AssetRef, ListedFile, Origin, RepoListing, RepoRef, ResolvedAsset
 from .._core.validate import check_instance, check_positive_int, is_commit
 from .._hubapi.errmap import ErrorContext, is_size_mismatch, to_fetch_error
 from .._hubapi.spec import check_listing, not_hub_json, revision_url, tree_url
@@ -331,7 +331,7 @@ def _gave_up(what: AssetRef | RepoRef, exc: Transient, attempts: int, elapsed: f
     )
 
 
-def _repo_file(entry: Any) -> RepoFile:
+def _repo_file(entry: Any) -> ListedFile:
     if entry.lfs is not None:
-        return RepoFile(entry.path, int(entry.lfs.size), str(entry.lfs.sha256), lfs=True)
-    return RepoFile(entry.path, int(entry.size), str(entry.blob_id))
+        return ListedFile(entry.path, int(entry.lfs.size), str(entry.lfs.sha256), lfs=True)
+    return ListedFile(entry.path, int(entry.size), str(entry.blob_id))

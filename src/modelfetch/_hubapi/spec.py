@@ -24,7 +24,7 @@ from .._core.errors import (
     RevisionNotFoundError,
     SourceUnavailableError,
 )
-from .._core.types import AssetRef, RepoFile, RepoRef
+from .._core.types import AssetRef, ListedFile, RepoRef
 from .._core.validate import filename_problem, is_commit
 
 _PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -354,7 +354,7 @@ def commit_from_revision_info(payload: Any, *, endpoint: str, what: object, url:
     return sha
 
 
-def files_from_tree_page(payload: Any, *, endpoint: str, what: object, url: str) -> list[RepoFile]:
+def files_from_tree_page(payload: Any, *, endpoint: str, what: object, url: str) -> list[ListedFile]:
     """The files of one page of a recursive tree listing, every field checked."""
     if not isinstance(payload, list):
         raise not_hub_json(endpoint, what, url, f"a JSON {type(payload).__name__} where a list belongs")
@@ -371,7 +371,7 @@ def files_from_tree_page(payload: Any, *, endpoint: str, what: object, url: str)
     return files
 
 
-def _tree_file(entry: dict[str, Any]) -> RepoFile | None:
+def _tree_file(entry: dict[str, Any]) -> ListedFile | None:
     path, lfs = entry.get("path"), entry.get("lfs")
     if not isinstance(path, str) or filename_problem(path):
         return None
@@ -379,10 +379,10 @@ def _tree_file(entry: dict[str, Any]) -> RepoFile | None:
     size, oid = about.get("size"), about.get("oid")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0 or not isinstance(oid, str):
         return None
-    return RepoFile(path, size, oid, lfs=isinstance(lfs, dict))
+    return ListedFile(path, size, oid, lfs=isinstance(lfs, dict))
 
 
-def check_listing(files: list[RepoFile], *, endpoint: str, what: object, url: str) -> None:
+def check_listing(files: list[ListedFile], *, endpoint: str, what: object, url: str) -> None:
     """Refuse a listing whose paths are unsafe, repeated, or both a file and a folder."""
     for f in files:
         if filename_problem(f.path):

@@ -10,7 +10,7 @@ from anyio.abc import AsyncResource
 
 from .._core.errors import AssetNotFoundError, RepoNotFoundError, RevisionNotFoundError
 from .._core.progress import ProgressCallback
-from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from .._core.types import AssetRef, ListedFile, Origin, RepoListing, RepoRef, ResolvedAsset
 from .._core.validate import check_path
 from .._store.layout import CacheLayout, find_cached, list_cached
 
@@ -79,7 +79,7 @@ class LocalDirSource(AsyncResource):
         if not folder.is_dir():
             return None, (self._layout.storage(repo) / "refs").is_dir()
         files = tuple(
-            RepoFile(p.relative_to(folder).as_posix(), p.stat().st_size, "")
+            ListedFile(p.relative_to(folder).as_posix(), p.stat().st_size, "")
             for p in sorted(folder.rglob("*"))
             if p.is_file()
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .._core.errors import IntegrityError
 from .._core.threadprogress import TransferWatch
-from .._core.types import AssetRef, Origin, RepoFile, ResolvedAsset
+from .._core.types import AssetRef, ListedFile, Origin, ResolvedAsset
 from .._hubapi.errmap import ErrorContext, to_fetch_error
 from .._store.blobstore import BlobStore
 from .._store.pull import Gate, Tally, pull
@@ -20,7 +20,7 @@ from .bucket import Bucket
 from .keys import blob_key
 
 
-def link_local(store: BlobStore, ref: AssetRef, commit: str, entry: RepoFile) -> ResolvedAsset | None:
+def link_local(store: BlobStore, ref: AssetRef, commit: str, entry: ListedFile) -> ResolvedAsset | None:
     """`ref` from the local cache when its blob is already there (recording the ref)."""
     found = store.link_existing(ref, commit, entry.etag)
     if found is not None:
@@ -29,7 +29,7 @@ def link_local(store: BlobStore, ref: AssetRef, commit: str, entry: RepoFile) ->
 
 
 def ingest(
-    store: BlobStore, bucket: Bucket, ref: AssetRef, commit: str, entry: RepoFile, watch: TransferWatch
+    store: BlobStore, bucket: Bucket, ref: AssetRef, commit: str, entry: ListedFile, watch: TransferWatch
 ) -> ResolvedAsset | None:
     """Copy `ref`'s blob from `bucket` into the cache; None when the bucket lacks it.
 

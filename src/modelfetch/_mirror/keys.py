@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 
 from .._core.errors import InvalidRequestError
-from .._core.types import AssetRef, RepoFile, RepoListing, RepoRef
+from .._core.types import AssetRef, ListedFile, RepoListing, RepoRef
 from .._core.validate import check_filename, is_commit
 from .._hubapi.spec import listing_clash, safe_blob_name
 
@@ -51,11 +51,11 @@ def listing_key(repo: RepoRef | AssetRef, commit: str) -> str:
     return f"{_commit_prefix(repo, commit)}/listing.json"
 
 
-def _file_dict(file: RepoFile) -> dict[str, object]:
+def _file_dict(file: ListedFile) -> dict[str, object]:
     return {"path": file.path, "etag": file.etag, "size": file.size, "lfs": file.lfs}
 
 
-def _file_from(raw: object) -> RepoFile | None:
+def _file_from(raw: object) -> ListedFile | None:
     if not isinstance(raw, dict):
         return None
     path, etag, size, lfs = raw.get("path"), raw.get("etag"), raw.get("size"), raw.get("lfs", False)
@@ -67,7 +67,7 @@ def _file_from(raw: object) -> RepoFile | None:
         check_filename(path)
     except InvalidRequestError:
         return None
-    return RepoFile(path, size, etag, lfs)
+    return ListedFile(path, size, etag, lfs)
 
 
 def _load(data: bytes) -> object:
@@ -77,12 +77,12 @@ def _load(data: bytes) -> object:
         return None
 
 
-def encode_entry(file: RepoFile) -> bytes:
+def encode_entry(file: ListedFile) -> bytes:
     """The body of a manifest entry."""
     return json.dumps(_file_dict(file), sort_keys=True).encode()
 
 
-def decode_entry(data: bytes, path: str) -> RepoFile | None:
+def decode_entry(data: bytes, path: str) -> ListedFile | None:
     """A manifest entry read back, or None if it is malformed or names another path."""
     file = _file_from(_load(data))
     return file if file is not None and file.path == path else None

@@ -8,7 +8,7 @@ Listings learnt from anywhere are remembered in one bounded LRU.
 from __future__ import annotations
 
 from .._core.lru import Lru
-from .._core.types import AssetRef, RepoFile, RepoListing, RepoRef
+from .._core.types import AssetRef, ListedFile, RepoListing, RepoRef
 from .access import BucketAccess
 from .bucket import BucketUnavailableError
 from .keys import decode_entry, decode_listing, entry_key, listing_key
@@ -21,14 +21,14 @@ class Manifests:
 
     def __init__(self, access: BucketAccess, *, size: int = _LISTINGS) -> None:
         self._access = access
-        self._listings: Lru[tuple[str, str, str], dict[str, RepoFile]] = Lru(size)
+        self._listings: Lru[tuple[str, str, str], dict[str, ListedFile]] = Lru(size)
 
     def remember(self, listing: RepoListing) -> None:
         """Keep `listing` for later lookups of its files."""
         key = (listing.repo.repo_type, listing.repo.repo_id, listing.commit)
         self._listings.put(key, {f.path: f for f in listing.files})
 
-    def known(self, ref: AssetRef, commit: str) -> RepoFile | None:
+    def known(self, ref: AssetRef, commit: str) -> ListedFile | None:
         """The entry of `ref` at `commit`, if a remembered listing has it."""
         return (self._listings.get((ref.repo_type, ref.repo_id, commit)) or {}).get(ref.filename)
 
@@ -46,7 +46,7 @@ class Manifests:
             self.remember(listing)
         return listing
 
-    async def entry(self, ref: AssetRef) -> RepoFile | None:
+    async def entry(self, ref: AssetRef) -> ListedFile | None:
         """The bucket's entry of the pinned `ref`; None if absent, unreadable or unusable."""
         if not self._access.usable():
             return None

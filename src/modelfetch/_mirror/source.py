@@ -34,7 +34,7 @@ from .._core.progress import ProgressCallback, ProgressKind
 from .._core.protocol import ModelAssetSource
 from .._core.settings import Settings
 from .._core.threadprogress import TransferWatch
-from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from .._core.types import AssetRef, ListedFile, Origin, RepoListing, RepoRef, ResolvedAsset
 from .._core.validate import check_instance, check_source
 from .._hubapi.spec import safe_blob_name
 from .._store.blobstore import BlobStore
@@ -149,7 +149,7 @@ class MirrorSource(AsyncResource):
         await self._write_back.listing(listing)
         return listing
 
-    async def _locate(self, ref: AssetRef) -> tuple[str, RepoFile | None]:
+    async def _locate(self, ref: AssetRef) -> tuple[str, ListedFile | None]:
         """The commit and listing entry of `ref` (entry None: upstream gives no content id)."""
         if ref.is_pinned:
             entry = self._manifests.known(ref, ref.revision) or await self._manifests.entry(ref)
@@ -217,7 +217,7 @@ class MirrorSource(AsyncResource):
     # ---- the three places a file can come from ----------------------------------------
 
     async def _from_bucket(
-        self, ref: AssetRef, commit: str, entry: RepoFile, progress: ProgressCallback | None
+        self, ref: AssetRef, commit: str, entry: ListedFile, progress: ProgressCallback | None
     ) -> ResolvedAsset | None:
         watch = TransferWatch(ref, progress)
         try:
@@ -245,7 +245,12 @@ class MirrorSource(AsyncResource):
         return ResolvedAsset(ref, got.path, got.commit, got.size, got.etag, got.origin)
 
     async def _fetch_as_claimant(
-        self, ref: AssetRef, commit: str, entry: RepoFile, held: HeldClaim, progress: ProgressCallback | None
+        self,
+        ref: AssetRef,
+        commit: str,
+        entry: ListedFile,
+        held: HeldClaim,
+        progress: ProgressCallback | None,
     ) -> ResolvedAsset:
         """Fetch upstream and upload while renewing the claim; release it however this ends.
 
@@ -261,7 +266,7 @@ class MirrorSource(AsyncResource):
         return got
 
     async def _fetch_and_replace(
-        self, ref: AssetRef, commit: str, entry: RepoFile, progress: ProgressCallback | None
+        self, ref: AssetRef, commit: str, entry: ListedFile, progress: ProgressCallback | None
     ) -> ResolvedAsset:
         got = await self._from_upstream(ref, commit, progress)
         await self._write_back.replace_corrupt(ref, commit, entry)

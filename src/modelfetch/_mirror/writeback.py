@@ -16,7 +16,7 @@ import anyio.from_thread
 
 from .._core.errors import IntegrityError
 from .._core.globs import filter_paths
-from .._core.types import AssetRef, RepoFile, RepoListing, RepoRef
+from .._core.types import AssetRef, ListedFile, RepoListing, RepoRef
 from .._hubapi.errmap import ErrorContext, to_fetch_error
 from .._hubapi.spec import safe_blob_name
 from .._store.anchored import open_regular, unsafe
@@ -42,7 +42,7 @@ class WriteBack:
         self.enabled = enabled
         self._part_size = part_size
 
-    async def blob(self, ref: AssetRef, commit: str, entry: RepoFile, *, strict: bool = False) -> None:
+    async def blob(self, ref: AssetRef, commit: str, entry: ListedFile, *, strict: bool = False) -> None:
         """Upload the cached blob of `entry` (unless the bucket has it) and its manifest entry.
 
         The blob is read from the cache's `blobs/<etag>` without following any link planted
@@ -69,7 +69,7 @@ class WriteBack:
             self._access.counts["uploads"] += 1
             self._access.counts["upload_bytes"] += sent[0]
 
-    def _upload_blob(self, ref: AssetRef, entry: RepoFile, count: Callable[[int], None]) -> None:
+    def _upload_blob(self, ref: AssetRef, entry: ListedFile, count: Callable[[int], None]) -> None:
         blob = self._layout.blob(ref, entry.etag)
         fd = open_regular(self._layout.root, blob)
         if fd is None:
@@ -92,7 +92,7 @@ class WriteBack:
                 self._bucket.create, listing_key(listing.repo, listing.commit), encode_listing(listing)
             )
 
-    async def replace_corrupt(self, ref: AssetRef, commit: str, entry: RepoFile) -> None:
+    async def replace_corrupt(self, ref: AssetRef, commit: str, entry: ListedFile) -> None:
         """Overwrite a blob that failed verification in the bucket with the good one in the cache."""
         if self.enabled:
             await self.run(self._bucket.delete, blob_key(entry.etag))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._core.errors import StorageError
-from .._core.types import AssetRef, RepoFile, RepoListing, RepoRef
+from .._core.types import AssetRef, ListedFile, RepoListing, RepoRef
 from .._core.validate import is_commit
 from .anchored import Folder, open_below, open_folder, parent_folder, relative_parts, unsafe, walk_files
 from .locks import NoFollowLock
@@ -212,7 +212,7 @@ def list_cached(layout: CacheLayout, repo: RepoRef) -> RepoListing | None:
             for rel, folder, name in walk_files(top):
                 found = _entry(folder, name, len(parts) - 1 + rel.count("/"), blobs)
                 if found is not None:
-                    files.append(RepoFile(rel, found[1], found[0]))
+                    files.append(ListedFile(rel, found[1], found[0]))
     except (FileNotFoundError, NotADirectoryError, StorageError):
         return None
     return RepoListing(repo, commit, tuple(sorted(files, key=lambda f: f.path)))

@@ -15,7 +15,7 @@ from anyio.abc import AsyncResource
 from .._core.errors import AssetNotFoundError, RepoNotFoundError, RevisionNotFoundError
 from .._core.progress import ProgressCallback, ProgressEvent, ProgressKind, emit
 from .._core.settings import Settings
-from .._core.types import AssetRef, Origin, RepoFile, RepoListing, RepoRef, ResolvedAsset
+from .._core.types import AssetRef, ListedFile, Origin, RepoListing, RepoRef, ResolvedAsset
 from .._core.validate import check_filename, check_repo_id, check_repo_type
 from .._hubapi.spec import git_blob_id
 from .._store.blobstore import BlobStore
@@ -139,7 +139,7 @@ class MemorySource(AsyncResource):
         """Every file of `repo` at the commit its revision names."""
         commit, tree = self._lookup(repo)
         await anyio.to_thread.run_sync(self._store.record_ref, repo, repo.revision, commit)
-        files = tuple(RepoFile(p, len(d), git_blob_id(d)) for p, d in sorted(tree.items()))
+        files = tuple(ListedFile(p, len(d), git_blob_id(d)) for p, d in sorted(tree.items()))
         return RepoListing(repo, commit, files)
 
     async def aclose(self) -> None:

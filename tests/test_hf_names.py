@@ -1,8 +1,9 @@
-"""Code written against huggingface_hub's error names works with modelfetch's ([api] 1)."""
+"""Code written against huggingface_hub's names works with modelfetch's ([api] 1): errors, listings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,29 @@ async def test_hf_style_except_clauses_catch_each_failure(
     async with make_source(offline) as source:
         with pytest.raises(modelfetch.LocalEntryNotFoundError):
             await source.resolve(AssetRef("org/model", "never-fetched.json"))
+
+
+async def test_a_listing_is_used_like_get_paths_info_s_list(
+    fake_hub: FakeHub, settings: Settings, make_source: Callable[[Settings], ModelAssetSource]
+) -> None:
+    """`get_paths_info` returns a RepoListing that iterates, indexes and counts like a list."""
+    fake_hub.add_files("org/model", {"a.json": b"1", "b.json": b"22", "c.json": b"333"})
+    async with make_source(settings) as source:
+        listing = await modelfetch.get_paths_info("org/model", ["c.json", "a.json"], source=source)
+    assert isinstance(listing, Sequence)
+    assert len(listing) == 2
+    assert [f.path for f in listing] == ["a.json", "c.json"]
+    assert listing[0].path == "a.json"
+    assert listing[-1].size == 3
+    assert [f.path for f in listing[:1]] == ["a.json"]
+    assert listing[0] in listing
+
+
+def test_repo_file_is_listed_file_under_its_old_name_with_a_warning() -> None:
+    """`modelfetch.RepoFile` (it shadowed huggingface_hub's) still works for one release."""
+    with pytest.warns(DeprecationWarning, match="ListedFile"):
+        old = modelfetch.RepoFile  # type: ignore[attr-defined]
+    assert old is modelfetch.ListedFile
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert modelfetch.ListedFile("a", 1, "b" * 40).path == "a"
