@@ -34,4 +34,4 @@ def settings(fake_hub: FakeHub, tmp_path: Path) -> Settings:
 async def default_env(hub_env: FakeHub) -> AsyncIterator[FakeHub]:
     """`hub_env`, with the event loop's default source closed when the test ends."""
     yield hub_env
-    await modelfetch.aclose_default_source()
+    await modelfetch.aclose()

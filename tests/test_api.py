@@ -37,9 +37,9 @@ async def test_default_source_is_shared_on_one_loop(hub_env: FakeHub) -> None:
 
     first = await current_default_source()
     assert await current_default_source() is first
-    await modelfetch.aclose_default_source()
+    await modelfetch.aclose()
     assert await current_default_source() is not first
-    await modelfetch.aclose_default_source()
+    await modelfetch.aclose()
 
 
 async def test_a_stale_default_source_is_replaced_and_closed(hub_env: FakeHub) -> None:
@@ -57,12 +57,12 @@ async def test_a_stale_default_source_is_replaced_and_closed(hub_env: FakeHub) -
     assert first.closed
     assert isinstance(second, modelfetch.CachedSource)
     assert not second.closed
-    await modelfetch.aclose_default_source()
+    await modelfetch.aclose()
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_default_source_nobody_closed_closes_with_its_loop(hub_env: FakeHub, backend: str) -> None:
-    """A script that never calls aclose_default_source leaks no connection: the loop's end closes it."""
+    """A script that never calls modelfetch.aclose() leaks no connection: the loop's end closes it."""
     import anyio
 
     from modelfetch._default import current_default_source
@@ -187,7 +187,7 @@ async def main():
         await modelfetch.fetch("org/model", "config.json")
     except modelfetch.OfflineError:
         pass
-    await modelfetch.aclose_default_source()
+    await modelfetch.aclose()
 
 
 asyncio.run(main())

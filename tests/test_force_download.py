@@ -54,7 +54,7 @@ async def test_snapshot_force_download_fetches_every_file_again(hub_env: FakeHub
     before = hub_env.count("GET", "/resolve/")
     await modelfetch.snapshot("org/model", force_download=True)
     assert hub_env.count("GET", "/resolve/") == before + 2
-    await modelfetch.aclose_default_source()
+    await modelfetch.aclose()
 
 
 async def test_force_download_offline_is_a_typed_error(fake_hub: FakeHub, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ async def test_fetch_copies_into_local_dir_and_huggingface_hub_recognises_it(
     theirs = hf_hub_download("org/model", "sub/config.json", revision=commit, local_dir=target)
     assert Path(theirs) == path
     assert hub_env.count("GET") == 0  # their metadata check found our copy up to date
-    await modelfetch.aclose_default_source()
+    await modelfetch.aclose()
 
 
 def test_a_copy_made_by_huggingface_hub_is_reused(hub_env: FakeHub, tmp_path: Path) -> None:
@@ -50,12 +50,12 @@ async def test_a_changed_file_is_replaced_whole(hub_env: FakeHub, tmp_path: Path
     first = await modelfetch.fetch("org/model", "w.bin", local_dir=target)
     with first.open("rb") as reader:
         hub_env.add_file("org/model", "w.bin", b"new!")
-        await modelfetch.aclose_default_source()  # forget the memo: main moved
+        await modelfetch.aclose()  # forget the memo: main moved
         second = await modelfetch.fetch("org/model", "w.bin", local_dir=target)
         assert reader.read() == b"old"
     assert second.read_bytes() == b"new!"
     assert not [p for p in target.iterdir() if p.name.endswith(".incomplete")]
-    await modelfetch.aclose_default_source()
+    await modelfetch.aclose()
 
 
 def test_snapshot_and_the_cli_fill_local_dir(
@@ -82,7 +82,7 @@ async def test_local_dir_errors_are_typed(hub_env: FakeHub, tmp_path: Path) -> N
         with pytest.raises(modelfetch.StorageError, match="a-file"):
             await modelfetch.fetch("org/model", "config.json", local_dir=not_a_folder / "out")
     finally:
-        await modelfetch.aclose_default_source()
+        await modelfetch.aclose()
 
 
 async def test_weights_in_local_dir_share_the_cache_blob_configs_are_copies(

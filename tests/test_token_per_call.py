@@ -23,7 +23,7 @@ async def test_a_per_call_token_reaches_the_hub_and_the_environment_is_untouched
         assert [f.path for f in listing.files] == ["config.json"]
         with pytest.raises((modelfetch.AuthenticationError, modelfetch.RepoNotFoundError)):
             await modelfetch.snapshot("org/private", revision=listing.commit)
-        await modelfetch.aclose_default_source()
+        await modelfetch.aclose()
 
 
 def test_the_sync_twins_take_a_token_too() -> None:

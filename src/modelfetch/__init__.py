@@ -47,7 +47,7 @@ from ._core.types import Origin as Origin
 from ._core.types import RepoListing as RepoListing
 from ._core.types import RepoRef as RepoRef
 from ._core.types import ResolvedAsset as ResolvedAsset
-from ._default import aclose_default_source as aclose_default_source
+from ._default import aclose as aclose
 from ._info import get_paths_info as get_paths_info
 from ._info import hf_hub_url as hf_hub_url
 from ._local.chain import ChainSource as ChainSource
@@ -57,7 +57,7 @@ from ._mirror.options import MirrorStats as MirrorStats
 from ._sync import close_sync as close_sync
 from ._sync import fetch_safetensors_sync as fetch_safetensors_sync
 from ._sync import fetch_sync as fetch_sync
-from ._sync import shutdown_sync as shutdown_sync
+from ._sync import shutdown_facade as _shutdown_facade
 from ._sync import snapshot_sync as snapshot_sync
 from ._version import __version__ as __version__
 from ._weights import SafetensorsModel as SafetensorsModel
@@ -83,7 +83,11 @@ malformed `HF_HUB_ETAG_TIMEOUT` would be an import-time traceback instead of our
 """
 
 
-_DEPRECATED = {"RepoFile": ("ListedFile", ListedFile)}
+_DEPRECATED: dict[str, tuple[str, object]] = {
+    "RepoFile": ("ListedFile", ListedFile),
+    "aclose_default_source": ("aclose", aclose),  # one way to close per world: aclose / close_sync
+    "shutdown_sync": ("close_sync", _shutdown_facade),  # as before: no check for a running loop
+}
 """Old names kept for one release, with a `DeprecationWarning` when used."""
 
 
@@ -92,8 +96,7 @@ def __getattr__(name: str) -> object:
     if name in _DEPRECATED:
         new, value = _DEPRECATED[name]
         _warnings.warn(
-            f"modelfetch.{name} is now modelfetch.{new} (huggingface_hub has a RepoFile of its own); "
-            f"the old name goes in the next release.",
+            f"modelfetch.{name} is now modelfetch.{new}; the old name goes in the next release.",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -154,7 +157,7 @@ __all__ = [
     "StorageError",
     "TransferOptions",
     "__version__",
-    "aclose_default_source",
+    "aclose",
     "close_sync",
     "fetch",
     "fetch_safetensors",
@@ -162,7 +165,6 @@ __all__ = [
     "fetch_sync",
     "get_paths_info",
     "hf_hub_url",
-    "shutdown_sync",
     "snapshot",
     "snapshot_sync",
 ]

@@ -20,6 +20,7 @@ from ._cached.source import CachedSource
 from ._core.errors import InvalidRequestError
 from ._core.protocol import ModelAssetSource
 from ._core.settings import Settings, default_backend
+from ._core.validate import check_source
 
 _DEFAULT: RunVar[dict[str | None, _Entry] | None] = RunVar("modelfetch_default_source", default=None)
 _generation = 0  # bumped by `reset_default_sources`: a default built before is stale
@@ -109,7 +110,7 @@ async def _closer(source: ModelAssetSource) -> AsyncGenerator[None, None]:
 
     asyncio (`asyncio.run`, `asyncio.Runner`) and trio finalize the async generators still
     suspended when a run ends, inside the run: so a default source nobody closed (the
-    last test on a shared loop, a script that never calls `aclose_default_source`) closes
+    last test on a shared loop, a script that never calls `aclose()`) closes
     its connections there instead of leaking them.
     """
     try:
@@ -160,12 +161,23 @@ def reset_default_sources() -> None:
     _generation += 1
 
 
-async def aclose_default_source() -> None:
-    """Close the current event loop's default source(s); the next fetch builds a new one.
+async def aclose(source: ModelAssetSource | None = None) -> None:
+    """Close `source`, or with no argument the current event loop's default source(s).
 
-    Call it on shutdown (say, in a FastAPI lifespan) or after changing `HF_*` variables.
-    (A default source nobody closed is closed when its event loop shuts down.)
+    The one way to close from async code. With no argument, call it on shutdown (say, in a
+    FastAPI lifespan) or after changing `HF_*` variables: the next fetch builds a new default
+    source (one nobody closed is closed when its event loop shuts down). A source you made is
+    closed like `await source.aclose()`. From sync code, `modelfetch.close_sync`.
     """
+    if source is not None:
+        check_source("source", source)
+        await source.aclose()
+        return
+    await close_defaults()
+
+
+async def close_defaults() -> None:
+    """Close the current event loop's default source(s) (`aclose()` without an argument)."""
     entries = _DEFAULT.get()
     if entries:
         _DEFAULT.set(None)

@@ -33,7 +33,7 @@ from ._core.progress import ProgressCallback
 from ._core.protocol import ModelAssetSource
 from ._core.service import running_backend
 from ._core.validate import RepoType, check_source
-from ._default import aclose_default_source
+from ._default import close_defaults
 from ._weights import DEFAULT_WEIGHT_WORKERS, SafetensorsModel, fetch_safetensors
 
 _lock = threading.Lock()
@@ -81,31 +81,31 @@ def _get_portal() -> BlockingPortal:
         return _portal
 
 
-def shutdown_sync() -> None:
-    """Close the sync facade's default source and stop its portal thread.
-
-    Optional (it also runs at interpreter exit); the next `*_sync` call starts a new one.
-    """
+def shutdown_facade() -> None:
+    """Close the sync facade's default source and stop its portal thread (also at exit)."""
     global _portal, _portal_cm  # noqa: PLW0603 - the one process-wide portal
     with _lock:
         portal, cm = _portal, _portal_cm
         _portal = _portal_cm = None
     if portal is not None and cm is not None:
         try:
-            portal.call(aclose_default_source)
+            portal.call(close_defaults)
         finally:
             cm.__exit__(None, None, None)
 
 
-atexit.register(shutdown_sync)
+atexit.register(shutdown_facade)
 
 
-def close_sync(source: ModelAssetSource) -> None:
-    """Close a source you passed to `fetch_sync`/`snapshot_sync`, from sync code.
+def close_sync(source: ModelAssetSource | None = None) -> None:
+    """Close `source`, or with no argument the sync facade's default source, from sync code.
 
-    Such a source lives on the sync facade's event loop (its portal thread), so
-    `anyio.run(source.aclose)` cannot close it; this runs `source.aclose()` there and
-    waits. Idempotent, like `aclose()`. Inside an event loop, `await source.aclose()`.
+    The one way to close from sync code (`await modelfetch.aclose(...)` is the async one).
+    A source you passed to `fetch_sync`/`snapshot_sync` lives on the sync facade's event loop
+    (its portal thread), so `anyio.run(source.aclose)` cannot close it; this runs
+    `source.aclose()` there and waits. With no argument it closes the facade's default source
+    and stops its thread (optional: that also happens at exit; the next `*_sync` call starts
+    a new one). Idempotent, like `aclose()`.
 
     ```python
     source = CachedSource(HttpHubSource())
@@ -117,10 +117,14 @@ def close_sync(source: ModelAssetSource) -> None:
     """
     running = running_backend()
     if running is not None and not _called_from_a_notebook_cell():
+        what = "source.aclose()" if source is not None else "modelfetch.aclose()"
         raise BlockingCallError(
             f"modelfetch.close_sync() was called from a thread running a {running} event loop, "
-            "where it would block the loop; use `await source.aclose()` there."
+            f"where it would block the loop; use `await {what}` there."
         )
+    if source is None:
+        shutdown_facade()
+        return
     check_source("source", source)
     _get_portal().call(source.aclose)
 

@@ -87,7 +87,7 @@ async def test_offline_from_the_environment(hub_env: FakeHub, monkeypatch: pytes
     try:
         await modelfetch.fetch("org/model", "config.json")
     finally:
-        await modelfetch.aclose_default_source()
+        await modelfetch.aclose()
     hub_env.clear_requests()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     try:
@@ -96,7 +96,7 @@ async def test_offline_from_the_environment(hub_env: FakeHub, monkeypatch: pytes
             await modelfetch.fetch("org/model", "other.json")
         folder = await modelfetch.snapshot("org/model")
     finally:
-        await modelfetch.aclose_default_source()
+        await modelfetch.aclose()
     assert path.read_bytes() == b"{}"
     assert [p.name for p in folder.iterdir()] == ["config.json"]
     assert hub_env.requests == []

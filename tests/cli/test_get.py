@@ -104,12 +104,12 @@ def test_offline_snapshot_is_the_same_in_the_cli_and_the_api(
     hub_env.add_files("org/model", {"config.json": b"{}", "w.safetensors": b"x" * 10})
     modelfetch.fetch_sync("org/model", "config.json")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    modelfetch.shutdown_sync()
+    modelfetch.close_sync()
     folder = modelfetch.snapshot_sync("org/model")
     assert main(["snapshot", "org/model", "--quiet"]) == 0
     assert Path(capsys.readouterr().out.strip()) == folder
     assert [p.name for p in folder.iterdir()] == ["config.json"]
-    modelfetch.shutdown_sync()
+    modelfetch.close_sync()
 
 
 def test_dry_run_lists_sizes_and_the_cache_and_fetches_nothing(

@@ -47,7 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks.start_soon(load_model, state)
         yield  # the server is up: /health answers while the weights download
         tasks.cancel_scope.cancel()
-    await modelfetch.aclose_default_source()
+    await modelfetch.aclose()
 
 
 app = FastAPI(lifespan=lifespan)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._default import reset_default_sources
-from .._sync import shutdown_sync
+from .._sync import shutdown_facade
 
 _CLEARED = (
     "HF_TOKEN",
@@ -94,5 +94,5 @@ def _set_env(values: dict[str, str | None]) -> None:
 
 
 def _forget_default_sources() -> None:
-    shutdown_sync()  # the sync facade's source closes now; each loop's at its next fetch
+    shutdown_facade()  # the sync facade's source closes now; each loop's at its next fetch
     reset_default_sources()
