@@ -305,3 +305,20 @@ def test_options_are_validated() -> None:
         MirrorOptions(part_size=1024)
     with pytest.raises(modelfetch.InvalidRequestError, match="MODELFETCH_MIRROR_URL"):
         MirrorSource(settings=Settings.from_env({}), upstream=HubSource(Settings.from_env({})))
+
+
+async def test_an_obstore_store_of_your_own_is_a_bucket(fake_hub: FakeHub, tmp_path: Path) -> None:
+    """`bucket=` takes an obstore store configured by the caller (no modelfetch-internal type);
+    anything else is refused before any I/O."""
+    commit, files = _model(fake_hub)
+    store = obstore.store.MemoryStore()
+    first, second = _node(fake_hub, tmp_path, "a"), _node(fake_hub, tmp_path, "b")
+    async with MirrorSource(bucket=store, upstream=HttpHubSource(first), settings=first, options=FAST) as m:
+        await m.resolve(AssetRef("org/model", "config.json", commit))
+    before = len(fake_hub.requests)
+    async with MirrorSource(bucket=store, upstream=HttpHubSource(second), settings=second, options=FAST) as m:
+        got = await m.resolve(AssetRef("org/model", "config.json", commit))
+    assert got.path.read_bytes() == files["config.json"]
+    assert len(fake_hub.requests) == before  # the second node read it from the store
+    with pytest.raises(modelfetch.InvalidRequestError, match="obstore store"):
+        MirrorSource(bucket="s3://not-a-store", settings=first)  # type: ignore[arg-type]

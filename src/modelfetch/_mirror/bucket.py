@@ -128,6 +128,18 @@ class Bucket:
             raise InvalidRequestError(f"mirror URL {url!r} is not usable: {_first_line(exc)}") from None
         return cls(store, url)
 
+    @classmethod
+    def wrap(cls, store: object) -> Bucket:
+        """A bucket on an obstore store configured by the caller; `InvalidRequestError` if it is none."""
+        stores = _obstore().store
+        kinds = (stores.S3Store, stores.GCSStore, stores.AzureStore, stores.LocalStore, stores.MemoryStore)
+        if not isinstance(store, kinds):
+            raise InvalidRequestError(
+                f"MirrorSource(bucket=...) must be an obstore store (S3Store, GCSStore, AzureStore, "
+                f"LocalStore or MemoryStore), not {type(store).__name__}."
+            )
+        return cls(store, f"{type(store).__name__}")
+
     def __repr__(self) -> str:
         return f"Bucket({self.url!r})"
 

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import AsyncResource
@@ -41,6 +42,9 @@ from .._store.blobstore import BlobStore
 from . import writeback
 from .access import BucketAccess
 from .bucket import Bucket, BucketUnavailableError
+
+if TYPE_CHECKING:
+    from obstore.store import ObjectStore
 from .claims import HeldClaim, holding, try_claim
 from .ingest import ingest, link_local
 from .manifests import Manifests
@@ -70,7 +74,9 @@ class MirrorSource(AsyncResource):
             when omitted.
         settings: local cache and timeouts; `Settings.from_env()` when omitted.
         options: claim, wait and upload behaviour.
-        bucket: an already-open `Bucket` (tests), instead of `url`.
+        bucket: instead of `url`, an obstore store you configured yourself (`S3Store`,
+            `GCSStore`, `AzureStore`, `LocalStore`, `MemoryStore`: any
+            `obstore.store.ObjectStore`, its prefix included).
         clock: wall-clock time (claims are compared across nodes); replaceable in tests.
         sleep: how to wait between looks at the bucket; replaceable in tests.
 
@@ -88,13 +94,14 @@ class MirrorSource(AsyncResource):
         upstream: ModelAssetSource | None = None,
         settings: Settings | None = None,
         options: MirrorOptions | None = None,
-        bucket: Bucket | None = None,
+        bucket: ObjectStore | Bucket | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self.settings = check_instance("settings", settings, Settings) or Settings.from_env()
         self.options = check_instance("options", options, MirrorOptions) or MirrorOptions()
-        check_instance("bucket", bucket, Bucket)
+        if bucket is not None and not isinstance(bucket, Bucket):
+            bucket = Bucket.wrap(bucket)
         if upstream is not None:
             check_source("upstream", upstream)
         if bucket is None:
