@@ -36,22 +36,27 @@ def _layer(module: Path) -> str:
 
 
 def _imported_layers(module: Path) -> set[str]:
-    """Layers imported at module level (imports inside functions are deferred on purpose)."""
+    """Layers `module` imports anywhere: at module level, in `if` blocks, and inside functions.
+
+    A function-level import of a higher layer is still an upward dependency (and was how
+    lower layers reached up for a default before `_core.defaults`): it counts.
+    """
     tree = ast.parse(module.read_text())
     depth = len(module.relative_to(PACKAGE).parts) - 1
     found: set[str] = set()
-    nodes = [*tree.body]
-    while nodes:
-        node = nodes.pop()
-        if isinstance(node, ast.If):  # `if TYPE_CHECKING:` and friends
-            nodes.extend(node.body + node.orelse)
-        elif isinstance(node, ast.ImportFrom) and node.level:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
             parts = Path(module.relative_to(PACKAGE)).parent.parts[: depth - (node.level - 1)]
             target = [*parts, *(node.module or "").split(".")] if node.module else [*parts]
             if not target or target == [""]:
                 found.update(alias.name for alias in node.names)
             else:
                 found.add(target[0])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "modelfetch" and len(parts) > 1:
+                    found.add(parts[1])
     return found
 
 
@@ -72,3 +77,32 @@ def test_layers_import_only_downwards() -> None:
             if RANK[other] > RANK[mine] or (mine in SOURCES and other in SOURCES):
                 wrong.append(f"{module.relative_to(PACKAGE)} imports {other}")
     assert wrong == []
+
+
+def _imported_modules(module: Path) -> set[str]:
+    """The modelfetch modules `module` imports anywhere (type-only imports included), dotted."""
+    tree = ast.parse(module.read_text())
+    package = module.relative_to(PACKAGE).parent.parts
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)]
+            if node.module:
+                found.add(".".join([*base, *node.module.split(".")]))
+            else:
+                found.update(".".join([*base, alias.name]) for alias in node.names)
+    modules = {".".join(m.relative_to(PACKAGE).with_suffix("").parts) for m in PACKAGE.rglob("*.py")}
+    return {name for name in found if name in modules}
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    """No import cycle between two modules, not even through type-only imports (writeback and
+    source of the mirror did)."""
+    graph = {
+        ".".join(m.relative_to(PACKAGE).with_suffix("").parts): _imported_modules(m)
+        for m in PACKAGE.rglob("*.py")
+    }
+    cycles = sorted(
+        f"{a} <-> {b}" for a, targets in graph.items() for b in targets if a < b and a in graph.get(b, set())
+    )
+    assert cycles == []

@@ -17,6 +17,7 @@ import anyio.to_thread
 from anyio.lowlevel import RunVar
 
 from ._cached.source import CachedSource
+from ._core.defaults import provide_default_hub_source
 from ._core.errors import InvalidRequestError
 from ._core.protocol import ModelAssetSource
 from ._core.settings import Settings, default_backend
@@ -57,8 +58,8 @@ def hub_source(backend: str | None = None, settings: Settings | None = None) -> 
     `DEFAULT_BACKEND`, when None).
 
     Imported here, after `settings` were read: huggingface_hub reads `HF_*` at import.
-    Lower layers that need a default upstream (`CachedSource()`, `MirrorSource()`) ask
-    for it here, so no layer imports a source it does not own.
+    Lower layers that need a default upstream (`CachedSource()`, `MirrorSource()`) get it
+    through `_core.defaults`, where this module registers it: none imports this layer.
     """
     settings = settings if settings is not None else Settings.from_env()
     backend = resolve_backend(backend)
@@ -71,6 +72,9 @@ def hub_source(backend: str | None = None, settings: Settings | None = None) -> 
 
         return HttpHubSource(settings)
     raise InvalidRequestError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
+
+
+provide_default_hub_source(lambda settings: hub_source(settings=settings))
 
 
 def resolve_backend(backend: str | None) -> str:

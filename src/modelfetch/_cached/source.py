@@ -28,6 +28,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import AsyncResource
 
+from .._core.defaults import default_hub_source
 from .._core.errors import AssetNotFoundError, InvalidRequestError, OfflineError, offline_miss
 from .._core.force import force_requested
 from .._core.lru import Lru
@@ -121,9 +122,7 @@ class CachedSource(AsyncResource):
             settings = inner_settings if isinstance(inner_settings, Settings) else Settings.from_env()
         self.settings = settings
         if inner is None:
-            from .._default import hub_source  # noqa: PLC0415 - the top layer picks the default
-
-            inner = hub_source(settings=settings)
+            inner = default_hub_source(settings)
         self.inner: ModelAssetSource = inner
         self.offline = settings.offline if offline is None else offline
         self._policy = CachePolicy(ttl, recheck, max_entries, ttl if negative_ttl is None else negative_ttl)

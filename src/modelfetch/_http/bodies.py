@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, suppress
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 import httpx
@@ -14,11 +14,24 @@ import httpx
 from .._core.errors import FetchError, IntegrityError, SourceUnavailableError
 from .._core.retry import Transient
 from .._core.speed import LowSpeed
-from .._core.types import AssetRef
+from .._core.types import AssetRef, RepoRef
 from .._hubapi.spec import MAX_REDIRECTS, Outcome, judge_body, redirect_target
 
-if TYPE_CHECKING:
-    from .client import HubClient
+
+class Sender(Protocol):
+    """What a body needs of the client that opens it (`HubClient` is one)."""
+
+    async def send_streaming(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        """Send a GET and return the response with its body not yet read."""
+        ...
+
+    def headers_for(self, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Headers for a request to `url` (the token only on the endpoint's origin)."""
+        ...
+
+    def classify(self, response: httpx.Response, what: AssetRef | RepoRef) -> Outcome:
+        """What `response` means."""
+        ...
 
 
 class BodyStream:
@@ -28,7 +41,7 @@ class BodyStream:
     `Content-Encoding` (identity was asked for), so bodies are never inflated.
     """
 
-    def __init__(self, client: HubClient, ref: AssetRef, url: str, start: int, last: int | None) -> None:
+    def __init__(self, client: Sender, ref: AssetRef, url: str, start: int, last: int | None) -> None:
         self._client, self._ref, self._url = client, ref, url
         self._first, self._last = start, last
         self._range = (

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import AsyncResource
 
+from .._core.defaults import default_hub_source
 from .._core.errors import AssetNotFoundError, IntegrityError, InvalidRequestError
 from .._core.progress import ProgressCallback, ProgressKind
 from .._core.protocol import ModelAssetSource
@@ -122,9 +123,7 @@ class MirrorSource(AsyncResource):
             part_size=self.options.part_size,
         )
         if upstream is None:
-            from .._default import hub_source  # noqa: PLC0415 - the top layer picks the default
-
-            upstream = hub_source(settings=self.settings)
+            upstream = default_hub_source(self.settings)
         self.upstream: ModelAssetSource = upstream
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._clock = clock  # wall clock: claims are compared across nodes
@@ -302,4 +301,4 @@ class MirrorSource(AsyncResource):
             AuthenticationError: the bucket refused the credentials.
             StorageError: a local file could not be read for the upload.
         """
-        return await writeback.push(self, self._write_back, repo, include, exclude)
+        return await writeback.push(self, self.bucket, self._write_back, repo, include, exclude)

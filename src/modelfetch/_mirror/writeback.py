@@ -16,6 +16,7 @@ import anyio.from_thread
 
 from .._core.errors import IntegrityError
 from .._core.globs import filter_paths
+from .._core.protocol import ModelAssetSource
 from .._core.types import AssetRef, ListedFile, RepoListing, RepoRef
 from .._hubapi.errmap import ErrorContext, to_fetch_error
 from .._hubapi.spec import safe_blob_name
@@ -27,7 +28,7 @@ from .bucket import to_fetch_error as bucket_error
 from .keys import blob_key, encode_entry, encode_listing, entry_key, listing_key
 
 if TYPE_CHECKING:
-    from .source import MirrorSource
+    from .bucket import Bucket
 
 log = logging.getLogger("modelfetch.mirror")
 
@@ -119,19 +120,20 @@ class WriteBack:
 
 
 async def push(
-    mirror: MirrorSource,
+    mirror: ModelAssetSource,
+    bucket: Bucket,
     writer: WriteBack,
     repo: RepoRef,
     include: Sequence[str] | str | None,
     exclude: Sequence[str] | str | None,
 ) -> RepoListing:
-    """Copy `repo` (the files `include`/`exclude` keep) through `mirror` into its bucket.
+    """Copy `repo` (the files `include`/`exclude` keep) through `mirror` into `bucket`.
 
     Files are fetched through the mirror (so what the bucket has is not fetched again) and
     uploaded by `writer`. Raises where a fetch would only log: the bucket failing is a
     `FetchError` here.
     """
-    what = f"Pushing {repo} to {mirror.bucket.url}"
+    what = f"Pushing {repo} to {bucket.url}"
     listing = await mirror.list_files(repo)
     pinned = RepoRef(repo.repo_id, listing.commit, repo.repo_type)
     by_path = {f.path: f for f in listing.files}
@@ -142,7 +144,7 @@ async def push(
                 await writer.blob(got.ref, listing.commit, by_path[path], strict=True)
         if all(safe_blob_name(f.etag) for f in listing.files):  # the manifest, after the content
             await writer.run(
-                mirror.bucket.create,
+                bucket.create,
                 listing_key(pinned, listing.commit),
                 encode_listing(listing),
                 strict=True,

@@ -17,13 +17,31 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from ._hubstate import Blob, Entry, Repo
+from ._hubstate import Blob, Entry, HubState, Repo
 
-if TYPE_CHECKING:
-    from ._handler import HubCore
+
+class Routing(Protocol):
+    """What the router reads: the hub's state and how it answers (no sockets, no locks of the server).
+
+    `_handler.HubCore` is one; a test can route with any object that has these.
+    """
+
+    @property
+    def state(self) -> HubState: ...
+    @property
+    def tokens(self) -> frozenset[str]: ...
+    @property
+    def cdn(self) -> str: ...
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def cdn_base(self) -> str: ...
+
 
 _REPO_PREFIXES = {"datasets": "dataset", "spaces": "space"}
 _API_KINDS = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -74,7 +92,7 @@ def error_response(
     return json_response(status, {"error": message}, extra)
 
 
-def route(core: HubCore, request: HubRequest, *, cdn_only: bool) -> HubResponse:
+def route(core: Routing, request: HubRequest, *, cdn_only: bool) -> HubResponse:
     """What FakeHub answers to `request` (before faults)."""
     path = urlsplit(request.target).path
     try:
@@ -91,7 +109,7 @@ def route(core: HubCore, request: HubRequest, *, cdn_only: bool) -> HubResponse:
         return refused.response
 
 
-def _visible_repo(core: HubCore, request: HubRequest, repo_type: str, repo_id: str) -> Repo:
+def _visible_repo(core: Routing, request: HubRequest, repo_type: str, repo_id: str) -> Repo:
     """The repo if this request may see it; otherwise raise the Hub's error answer."""
     auth = request.authorization
     token = auth.removeprefix("Bearer ").strip() if auth else None
@@ -107,7 +125,7 @@ def _visible_repo(core: HubCore, request: HubRequest, repo_type: str, repo_id: s
 
 
 def _pinned_tree(
-    core: HubCore, request: HubRequest, repo_type: str, repo_id: str, revision: str
+    core: Routing, request: HubRequest, repo_type: str, repo_id: str, revision: str
 ) -> tuple[Repo, str, Mapping[str, Entry]]:
     repo = _visible_repo(core, request, repo_type, repo_id)
     with core.state.lock:
@@ -118,7 +136,7 @@ def _pinned_tree(
     return repo, commit, tree
 
 
-def _resolve(core: HubCore, path: str, request: HubRequest) -> HubResponse:
+def _resolve(core: Routing, path: str, request: HubRequest) -> HubResponse:
     prefix, _, rest = path.partition("/resolve/")
     repo_part = prefix.lstrip("/")
     repo_type = "model"
@@ -142,7 +160,7 @@ def _resolve(core: HubCore, path: str, request: HubRequest) -> HubResponse:
     return blob_response(entry.blob, headers, request.range)
 
 
-def _cdn(core: HubCore, path: str, request: HubRequest) -> HubResponse:
+def _cdn(core: Routing, path: str, request: HubRequest) -> HubResponse:
     sha256 = path.removeprefix("/cdn/").split("/")[0]
     blob = core.state.blob(sha256)
     if blob is None:
@@ -168,7 +186,7 @@ def blob_response(blob: Blob, headers: dict[str, str], wanted: str | None) -> Hu
     return HubResponse(status, headers, blob=blob, start=start, length=length)
 
 
-def _api(core: HubCore, path: str, request: HubRequest) -> HubResponse:
+def _api(core: Routing, path: str, request: HubRequest) -> HubResponse:
     kind, _, rest = path.removeprefix("/api/").partition("/")
     if kind not in _API_KINDS or not rest:
         return error_response(404, "Not found")
