@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-pythons lint docs ci bench bench-fleet reliability rgw clean
+.PHONY: demo test test-all-loops test-pythons lint docs ci bench bench-fleet reliability rgw clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## the main job: fetch a generated model from an embedded fake Hub
 	$(BIN)/modelfetch demo
 
-test: $(STAMP) rgw  ## the whole test suite, on asyncio, uvloop and trio (the fleet tests start radosgw)
+test: $(STAMP) rgw  ## the whole test suite: on asyncio, uvloop and trio where loops differ (tests/conftest.py), the fleet tests on radosgw
 	$(BIN)/python -m pytest
+
+test-all-loops: $(STAMP)  ## every async test on all three loops (CI runs it too; the fleet tests already do in `make test`)
+	MODELFETCH_TEST_ALL_LOOPS=1 $(BIN)/python -m pytest -q -m 'not rgw'
 
 PYTHONS ?= 3.11 3.12 3.13
 PYENV_ROOT ?= $(HOME)/.pyenv

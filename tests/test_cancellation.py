@@ -30,7 +30,8 @@ from modelfetch import (
 from modelfetch._mirror.bucket import Bucket
 from modelfetch.testing import FakeHub, Fault
 
-MiB = 1024 * 1024
+from ._units import MiB
+
 BIG = "model.safetensors"
 
 

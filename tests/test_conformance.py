@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import obstore
 import pytest
 from huggingface_hub import snapshot_download
 
 import modelfetch
+import modelfetch.testing
 from modelfetch import (
     AssetRef,
     CachedSource,
@@ -21,7 +23,6 @@ from modelfetch import (
     Settings,
     TransferOptions,
 )
-from modelfetch._mirror.bucket import Bucket
 from modelfetch.testing import FakeHub, MemorySource, check_source
 
 FILES = {"config.json": b'{"a": 1}', "sub/tokenizer.json": b"{}", "model.safetensors": b"w" * 70_000}
@@ -54,9 +55,35 @@ SOURCES: dict[str, Factory] = {
     "localdir-hf-cache": _hf_cache_folder,
     "chain": lambda hub, settings, tmp: ChainSource([LocalDirSource(tmp / "empty"), HubSource(settings)]),
     "mirror": lambda hub, settings, tmp: MirrorSource(
-        bucket=Bucket.open("memory:///", timeout=5), upstream=HttpHubSource(settings), settings=settings
+        bucket=obstore.store.MemoryStore(), upstream=HttpHubSource(settings), settings=settings
     ),
 }
+
+
+KIT_CASE_OF = {  # every public source, and the case above that runs the kit against it
+    "MemorySource": "memory",
+    "HubSource": "hub",
+    "HttpHubSource": "native",
+    "CachedSource": "cached-httpx",
+    "LocalDirSource": "localdir-hf-cache",
+    "ChainSource": "chain",
+    "MirrorSource": "mirror",
+}
+
+
+def test_every_public_source_is_run_through_the_kit() -> None:
+    """A source class exported by modelfetch or modelfetch.testing that the conformance kit does
+    not exercise fails here (a name-only protocol check would pass a source that misbehaves)."""
+    public = {
+        name
+        for module in (modelfetch, modelfetch.testing)
+        for name in module.__all__
+        if isinstance(value := getattr(module, name), type)
+        and value is not modelfetch.ModelAssetSource
+        and all(hasattr(value, member) for member in ("resolve", "list_files", "aclose"))
+    }
+    assert public == set(KIT_CASE_OF)
+    assert set(KIT_CASE_OF.values()) <= set(SOURCES)
 
 
 @pytest.fixture(params=list(SOURCES))

@@ -29,13 +29,6 @@ def test_version_is_a_string() -> None:
     assert modelfetch.__version__.count(".") >= 2
 
 
-def test_sources_satisfy_the_protocol() -> None:
-    """The shipped sources are `ModelAssetSource`s (runtime-checkable)."""
-    assert isinstance(modelfetch.HubSource(), modelfetch.ModelAssetSource)
-    assert isinstance(modelfetch.testing.MemorySource(), modelfetch.ModelAssetSource)
-    assert not isinstance(object(), modelfetch.ModelAssetSource)
-
-
 def test_importing_modelfetch_imports_no_hub_client() -> None:
     """`import modelfetch` and `modelfetch.testing` import neither huggingface_hub nor httpx2 nor httpx."""
     import subprocess

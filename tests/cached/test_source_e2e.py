@@ -16,7 +16,7 @@ import modelfetch
 from modelfetch import AssetRef, CachedSource, HubSource, Origin, ProgressEvent, ProgressKind, Settings
 from modelfetch.testing import FakeHub, Fault
 
-MiB = 1024 * 1024
+from .._units import MiB
 
 
 async def test_hundred_awaits_make_one_head_and_one_get(fake_hub: FakeHub, settings: Settings) -> None:

@@ -19,8 +19,9 @@ import pytest
 
 from modelfetch.testing import FakeHub, Fault, write_model_repo
 
+from .._units import MiB
+
 ROOT = Path(__file__).resolve().parents[2]
-MiB = 1024 * 1024
 
 
 def _free_port() -> int:

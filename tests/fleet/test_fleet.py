@@ -15,12 +15,12 @@ import obstore
 from modelfetch.testing import FakeHub, write_model_repo
 
 from .._net import closed_port
+from .._units import MiB
 from .conftest import Gateway
 
 S3Store = obstore.store.S3Store
 
 NODE = Path(__file__).with_name("_node.py")
-MiB = 1024 * 1024
 
 
 def _environment(hub: FakeHub, cache: Path, gateway: Gateway, bucket: str) -> dict[str, str]:

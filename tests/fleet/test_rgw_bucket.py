@@ -10,9 +10,8 @@ from modelfetch._mirror.bucket import Bucket
 from modelfetch._mirror.claims import HeldClaim, try_claim
 from modelfetch._mirror.keys import Claim
 
+from .._units import MiB
 from .conftest import Gateway
-
-MiB = 1024 * 1024
 
 
 def _bucket(gateway: Gateway, name: str) -> Bucket:

@@ -19,10 +19,10 @@ import modelfetch
 from modelfetch import AssetRef, HttpHubSource, RetryPolicy, Settings, TransferOptions
 from modelfetch.testing import FakeHub, Fault
 
+from .._units import MiB
 from ..security._hub import COMMIT, MiniHub, is_head
 from ..security._server import Answer, Hostile, Request, loopback_available
 
-MiB = 1024 * 1024
 TOKEN = "hf_nativeEngineSecretToken0123456789"
 NATIVE = TransferOptions(small_file_limit=0, engine="native")
 RANGES = TransferOptions(small_file_limit=0, parallel_threshold=MiB, chunk_size=2 * MiB, connections=3)

@@ -21,19 +21,18 @@ from modelfetch import (
     ProgressEvent,
     ProgressKind,
     RepoRef,
-    RetryPolicy,
     Settings,
     TransferOptions,
 )
 from modelfetch._cli.main import main
 from modelfetch.testing import FakeHub, Fault
 
-MiB = 1024 * 1024
+from .._units import FAST_RETRY, MiB
+
 BIG = os.urandom(5 * MiB + 123)
 SMALL_PARTS = TransferOptions(
     parallel_threshold=MiB, chunk_size=512 * 1024, connections=3, small_file_limit=0
 )
-FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
 
 
 def _source(settings: Settings, **kw: object) -> HttpHubSource:

@@ -19,10 +19,10 @@ import pytest
 import modelfetch
 from modelfetch import AssetRef, HttpHubSource, RetryPolicy, Settings, TransferOptions
 
+from .._units import MiB
 from ..security._hub import MiniHub
 from ..security._server import Hostile
 
-MiB = 1024 * 1024
 CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")

@@ -17,6 +17,8 @@ import modelfetch
 from modelfetch import AssetRef, HubSource, Origin, ProgressEvent, ProgressKind, RepoRef, Settings
 from modelfetch.testing import FakeHub, Fault
 
+from .._units import MiB
+
 TOKEN = "hf_test_token"
 
 
@@ -30,9 +32,6 @@ class Heartbeat:
         while True:
             await anyio.sleep(0.01)
             self.ticks += 1
-
-
-MiB = 1024 * 1024
 
 
 async def test_resolve_lands_in_the_hf_cache(fake_hub: FakeHub, settings: Settings) -> None:

@@ -15,7 +15,7 @@ from modelfetch._mirror.bucket import Bucket
 from modelfetch._store import partial as partial_module
 from modelfetch.testing import FakeHub
 
-MiB = 1024 * 1024
+from .._units import MiB
 
 
 def _node(hub: FakeHub, tmp: Path, name: str) -> Settings:

@@ -33,8 +33,8 @@ from modelfetch._mirror.keys import Claim, blob_key, claim_key, encode_claim
 from modelfetch.testing import FakeHub
 
 from .._net import closed_port
+from .._units import MiB
 
-MiB = 1024 * 1024
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 FAST = MirrorOptions(poll_interval=0.05, part_size=5 * MiB)
 Upstream = Callable[[Settings], ModelAssetSource]

@@ -26,23 +26,23 @@ from modelfetch import (
 )
 from modelfetch.testing import FakeHub, Fault
 
+from .._units import FAST_RETRY
 from ._audit import bad_links, leftovers
 from .conftest import Ledger
 
 TRIALS = 50
 SIZE = 256 * 1024
-FAST = RetryPolicy(base=0.01, cap=0.05, total=30)
 
 SourceFactory = Callable[[Settings], ModelAssetSource]
 SOURCES: dict[str, SourceFactory] = {
     "hub": HubSource,
     "httpx": lambda s: HttpHubSource(
-        s, retry=FAST, options=TransferOptions(small_file_limit=0, engine="httpx")
+        s, retry=FAST_RETRY, options=TransferOptions(small_file_limit=0, engine="httpx")
     ),
     "native": lambda s: HttpHubSource(
-        s, retry=FAST, options=TransferOptions(small_file_limit=0, engine="native")
+        s, retry=FAST_RETRY, options=TransferOptions(small_file_limit=0, engine="native")
     ),
-    "httpx-small": lambda s: HttpHubSource(s, retry=FAST),
+    "httpx-small": lambda s: HttpHubSource(s, retry=FAST_RETRY),
 }
 
 
@@ -143,7 +143,7 @@ async def test_retry_after_is_waited(fake_hub: FakeHub, settings: Settings, ledg
     fake_hub.add_file("org/model", "a.bin", b"a" * 1000)
     fake_hub.inject(Fault(status=503, retry_after="1"), method="HEAD", times=1)
     fake_hub.inject(Fault(status=429, retry_after="1"), method="GET", times=1)
-    async with HttpHubSource(settings, retry=FAST) as source:
+    async with HttpHubSource(settings, retry=FAST_RETRY) as source:
         started = time.monotonic()
         resolved = await source.resolve(AssetRef("org/model", "a.bin"))
         elapsed = time.monotonic() - started
@@ -173,7 +173,7 @@ async def test_stalled_server_then_recovery(fake_hub: FakeHub, settings: Setting
     fast = Settings.from_env(
         {}, endpoint=settings.endpoint, hub_cache=settings.hub_cache, download_timeout=0.3
     )
-    async with HttpHubSource(fast, retry=FAST, options=TransferOptions(small_file_limit=0)) as source:
+    async with HttpHubSource(fast, retry=FAST_RETRY, options=TransferOptions(small_file_limit=0)) as source:
         resolved = await source.resolve(AssetRef("org/model", "s.bin"))
     ok = hashlib.sha256(resolved.path.read_bytes()).digest() == hashlib.sha256(data).digest()
     ledger.record("stalled server (httpx)", trials=1, failures=0 if ok else 1)

@@ -13,10 +13,9 @@ import pytest
 
 from modelfetch.testing import FakeHub, Fault
 
+from .._units import MiB
 from ._audit import bad_links, leftovers
 from .conftest import Ledger
-
-MiB = 1024 * 1024
 
 _WORKER = r"""
 import sys, anyio, modelfetch

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from modelfetch import HttpHubSource, HubSource, ModelAssetSource, RetryPolicy, Settings, TransferOptions
+from modelfetch import HttpHubSource, HubSource, ModelAssetSource, Settings, TransferOptions
 
-FAST = RetryPolicy(attempts=2, base=0.01, cap=0.01, total=10)
+from .._units import SHORT_RETRY
+
+FAST = SHORT_RETRY  # the name the security tests import
 SOURCES: dict[str, Callable[[Settings], ModelAssetSource]] = {
     "hub": lambda s: HubSource(s, retry=FAST),
     "httpx": lambda s: HttpHubSource(s, retry=FAST),

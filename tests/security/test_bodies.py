@@ -13,11 +13,10 @@ import pytest
 import modelfetch
 from modelfetch import AssetRef, ModelAssetSource, RepoRef, Settings
 
+from .._units import MiB
 from ._hub import MiniHub, is_head
 from ._server import Answer, Hostile, Request
 from .conftest import settings_for
-
-MiB = 1024 * 1024
 
 
 class Firehose:

@@ -11,11 +11,11 @@ import pytest
 import modelfetch
 from modelfetch import AssetRef, HttpHubSource, TransferOptions
 
+from .._units import MiB
 from ._hub import MiniHub
 from ._server import Hostile
 from .conftest import FAST, settings_for
 
-MiB = 1024 * 1024
 DATA = os.urandom(3 * MiB)
 VICTIM = b"do not overwrite me"
 

@@ -22,12 +22,10 @@ from modelfetch import (
 from modelfetch._mirror.keys import decode_listing
 from modelfetch._store.layout import SWEEP_MIN_SIZE, CacheLayout, remove_stale_partials
 
+from .._units import MiB
 from ._hub import COMMIT, MiniHub, is_head
 from ._server import Answer, Hostile, Request
 from .conftest import FAST, settings_for
-
-MiB = 1024 * 1024
-
 
 BARE = [(403, modelfetch.AuthenticationError), (404, modelfetch.AssetNotFoundError)]
 

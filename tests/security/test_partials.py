@@ -12,11 +12,11 @@ import modelfetch
 from modelfetch import AssetRef, HttpHubSource, HubSource, ModelAssetSource, Settings, TransferOptions
 from modelfetch.testing import FakeHub
 
+from .._units import MiB
 from ._hub import COMMIT
 from ._server import Answer, Hostile, Request
 from .conftest import FAST, settings_for
 
-MiB = 1024 * 1024
 VERSION_A = os.urandom(3 * MiB)
 VERSION_B = os.urandom(3 * MiB)
 

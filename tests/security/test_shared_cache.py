@@ -22,10 +22,10 @@ from modelfetch import AssetRef, HttpHubSource, HubSource, ModelAssetSource, Set
 from modelfetch._cli.main import main
 from modelfetch.testing import FakeHub
 
+from .._units import MiB
 from ._neighbour import Neighbour, Shared, share, shared_folder
 from .conftest import FAST
 
-MiB = 1024 * 1024
 CONFIG = b'{"model_type": "bert"}'
 WEIGHTS = os.urandom(3 * MiB)
 
