@@ -42,7 +42,7 @@ import anyio.to_thread
 from .._core.background import in_background
 from .._core.errors import SourceUnavailableError
 from .._core.progress import FileProgress as Progress
-from .._core.progress import ProgressCallback, ProgressKind
+from .._core.progress import ProgressCallback
 from .._core.proxies import ProxyRules
 from .._core.retry import Transient
 from .._core.speed import LowSpeed
@@ -54,7 +54,7 @@ from .._version import __version__ as _version
 from .bodies import encoded_body
 from .client import HubClient
 from .netenv import ca_locations
-from .transfer import Transfer, TransferOptions, check_complete
+from .transfer import Transfer, TransferOptions, check_complete, run_reported
 
 MiB = 1024 * 1024
 _CHUNK = MiB  # obstore hands bodies over in chunks of at least this
@@ -122,24 +122,11 @@ class NativeTransfer:
             async with self._configuring:  # once per source: reading the CA files takes a while
                 if self._config is None:
                     self._config = await anyio.to_thread.run_sync(self._base_config)
-        report = Progress(ref, meta.size, progress)
-        report.done = start
-        report.send(ProgressKind.STARTED)
 
-        async def attempt() -> None:
+        async def attempt(report: Progress) -> None:
             await self._attempt(ref, meta, partial, report, alone)
 
-        def rewind() -> None:
-            report.done = partial.watermark
-
-        try:
-            await self.client.retrying(ref, attempt, rewind)
-        except BaseException:
-            report.send(ProgressKind.FAILED)
-            raise
-        report.done = partial.watermark if partial.resumable else report.done
-        report.send(ProgressKind.FINISHED)
-        return report.done
+        return await run_reported(self.client, ref, meta, partial, start, progress, attempt)
 
     async def _attempt(
         self, ref: AssetRef, meta: FileMetadata, partial: PartialBlob, report: Progress, alone: bool

@@ -11,7 +11,7 @@ native engine can implement again.
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, fields
 from typing import Protocol
@@ -139,6 +139,33 @@ class Engine(Protocol):
         ...
 
 
+async def run_reported(
+    client: HubClient,
+    ref: AssetRef,
+    meta: FileMetadata,
+    partial: PartialBlob,
+    start: int,
+    progress: ProgressCallback | None,
+    attempt: Callable[[Progress], Awaitable[None]],
+) -> int:
+    """`Engine.run` around one engine's `attempt`: STARTED, the client's retries (each resuming
+    from the watermark), then FINISHED or FAILED; the bytes the partial blob holds."""
+    report = Progress(ref, meta.size, progress)
+    report.done = start
+    report.send(ProgressKind.STARTED)
+
+    def rewind() -> None:  # a retry resumes from the last byte known good
+        report.done = partial.watermark
+
+    try:
+        await client.retrying(ref, lambda: attempt(report), rewind)
+    except BaseException:
+        report.send(ProgressKind.FAILED)
+        raise
+    report.send(ProgressKind.FINISHED)
+    return report.done
+
+
 class Transfer:
     """Runs body transfers for one source on httpx (see the module docstring).
 
@@ -189,21 +216,11 @@ class Transfer:
         alone: bool = True,
     ) -> int:
         """Fill `partial` from byte `start` to the end, retrying and resuming (see `Engine.run`)."""
-        report = Progress(ref, meta.size, progress)
-        report.done = start
-        report.send(ProgressKind.STARTED)
 
-        def rewind() -> None:  # a retry resumes from the last byte known good
-            report.done = partial.watermark
+        async def attempt(report: Progress) -> None:
+            await self.fetch_body(ref, meta, partial, report, alone)
 
-        try:
-            body = lambda: self.fetch_body(ref, meta, partial, report, alone)  # noqa: E731
-            await self._client.retrying(ref, body, rewind)
-        except BaseException:
-            report.send(ProgressKind.FAILED)
-            raise
-        report.send(ProgressKind.FINISHED)
-        return report.done
+        return await run_reported(self._client, ref, meta, partial, start, progress, attempt)
 
     def wants_ranges(self, partial: PartialBlob, size: int | None, start: int, alone: bool) -> bool:
         """Whether the rest of a file is worth parallel ranges (unless the server ignores them)."""
