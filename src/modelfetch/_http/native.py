@@ -170,11 +170,10 @@ class NativeTransfer:
         """Bytes `first..last` of the file into `partial` (one of several parallel ranges)."""
         tally = Tally()
         gate = Gate()
-        store = self._store(meta.url)
         expected = last - first + 1
 
         def receive() -> int:
-            chunks = self._open(ref, store, first, last + 1, meta.size)
+            chunks = self._open(ref, self._store(meta.url), first, last + 1, meta.size)
             return pull(partial, chunks, first, limit=expected, gate=gate, tally=tally, contiguous=False)
 
         end = await self._watched(ref, meta.url, receive, gate, tally, report)
@@ -195,7 +194,6 @@ class NativeTransfer:
         """The body from `start` to its end, in one stream, hashed behind the writer."""
         tally = Tally()
         gate = Gate()
-        store = self._store(meta.url)
         limit = None if meta.size is None else meta.size - start
         # Hashing in a second thread overlaps it with receiving for a file fetched alone; with
         # several files in flight the cores are busy anyway, and the extra threads measured
@@ -204,7 +202,7 @@ class NativeTransfer:
 
         def receive() -> int:
             try:
-                chunks = self._open(ref, store, start, None, meta.size)
+                chunks = self._open(ref, self._store(meta.url), start, None, meta.size)
                 return pull(partial, chunks, start, limit=limit, gate=gate, tally=tally, follower=follower)
             finally:
                 if follower is not None:
@@ -353,7 +351,10 @@ class NativeTransfer:
         return _chunks(ref, result.stream(min_chunk_size=_CHUNK), ob.exceptions.BaseError)
 
     def _store(self, url: str) -> Any:
-        """An obstore HTTP store for exactly `url`: the token only on the endpoint's origin."""
+        """An obstore HTTP store for exactly `url`: the token only on the endpoint's origin.
+
+        Made in the worker thread: building its client parses the CA certificates (a few ms).
+        """
         assert self._config is not None
         config = dict(self._config)
         headers = self.client.headers_for(url)
