@@ -273,3 +273,21 @@ async def test_nothing_is_written_after_a_cancelled_call_returns(
     resumed = [r.range for r in fake_hub.requests if r.method == "GET"][-1]
     assert resumed is not None
     assert int(resumed.removeprefix("bytes=").split("-")[0]) >= MiB
+
+
+@pytest.mark.slow
+async def test_a_slow_but_steady_body_is_not_cut_by_the_low_speed_limit(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    """256 KiB/s against a 16 KiB/s limit over 2 s windows: obstore hands over chunks often enough
+    (about 3 a second) for every window to see bytes; with 1 MiB chunks the first window saw
+    none and the download was given up."""
+    data = os.urandom(MiB)
+    fake_hub.add_file("org/model", "w.bin", data)
+    fake_hub.inject(Fault(throttle=256 * 1024), method="GET")
+    slow = {"low_speed_limit": 16 * 1024, "low_speed_time": 2}
+    settings = Settings.from_env({}, endpoint=fake_hub.endpoint, hub_cache=tmp_path / "cache", **slow)
+    async with HttpHubSource(settings, options=NATIVE, retry=RetryPolicy(attempts=1)) as source:
+        resolved = await source.resolve(AssetRef("org/model", "w.bin"))
+    assert resolved.path.read_bytes() == data
+    assert len([r for r in fake_hub.requests if r.method == "GET"]) == 1

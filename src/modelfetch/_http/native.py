@@ -57,7 +57,10 @@ from .netenv import ca_locations
 from .transfer import Transfer, TransferOptions, check_complete, run_reported
 
 MiB = 1024 * 1024
-_CHUNK = MiB  # obstore hands bodies over in chunks of at least this
+# obstore hands bodies over in chunks of at least this (it has no time-based flush): small enough
+# that a slow but steady body shows progress within the low-speed window (64 KiB a window: a
+# body at 2.2 KiB/s, against a 1 KiB/s limit over 30 s); 1 MiB measured no faster here.
+_CHUNK = 64 * 1024
 _SAMPLE_SECONDS = 0.1
 _FOREVER = timedelta(days=365)  # obstore's overall request timeout: pace and read timeout bound it instead
 _NO_RETRIES: Any = {
@@ -174,6 +177,7 @@ class NativeTransfer:
 
         def receive() -> int:
             chunks = self._open(ref, self._store(meta.url), first, last + 1, meta.size)
+            tally.answered = True
             return pull(partial, chunks, first, limit=expected, gate=gate, tally=tally, contiguous=False)
 
         end = await self._watched(ref, meta.url, receive, gate, tally, report)
@@ -203,6 +207,7 @@ class NativeTransfer:
         def receive() -> int:
             try:
                 chunks = self._open(ref, self._store(meta.url), start, None, meta.size)
+                tally.answered = True
                 return pull(partial, chunks, start, limit=limit, gate=gate, tally=tally, follower=follower)
             finally:
                 if follower is not None:
@@ -291,14 +296,17 @@ class NativeTransfer:
     ) -> None:
         """Every 100 ms: progress for the bytes received since `seen[0]`, and the pace checks."""
         settings = self.client.settings
-        pace = LowSpeed(settings.low_speed_limit, settings.low_speed_time)
+        pace: LowSpeed | None = None  # its first window starts when the answer arrives
         began = time.monotonic()
         while True:
             await anyio.sleep(_SAMPLE_SECONDS)
             received = tally.value
-            if seen[0] == 0 and received == 0 and time.monotonic() - began > settings.download_timeout:
-                reason = f"no body within {settings.download_timeout:g} s (HF_HUB_DOWNLOAD_TIMEOUT)"
-            elif pace.too_slow(received - seen[0]):
+            if pace is None and tally.answered:
+                pace = LowSpeed(settings.low_speed_limit, settings.low_speed_time)
+            if pace is None and time.monotonic() - began > settings.download_timeout:
+                # A header trickled line by line resets every read timeout: bound the whole.
+                reason = f"no answer within {settings.download_timeout:g} s (HF_HUB_DOWNLOAD_TIMEOUT)"
+            elif pace is not None and pace.too_slow(received - seen[0]):
                 reason = f"the body stayed below the low-speed limit ({pace.describe()})"
             else:
                 report.advance(received - seen[0])

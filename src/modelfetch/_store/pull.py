@@ -28,7 +28,7 @@ from .._core.errors import IntegrityError
 from .._hubapi.spec import plan_ranges
 from .partial import PartialBlob
 
-_FOLLOW_DEPTH = 2  # chunks a hasher may fall behind before the receiver waits (each one is live memory)
+_FOLLOW_DEPTH = 16  # chunks a hasher may fall behind before the receiver waits (each one is live memory)
 _END: Any = object()
 
 
@@ -68,6 +68,7 @@ class Tally:
     def __init__(self, start: int = 0) -> None:
         self._lock = threading.Lock()
         self.value = start
+        self.answered = False  # the status line and headers have arrived
 
     def add(self, n: int) -> None:
         """Count `n` more bytes."""
