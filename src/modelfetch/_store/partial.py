@@ -208,15 +208,19 @@ class PartialBlob:
 
     def publish(self) -> None:
         """Move the verified file to its blob name (atomically) and drop the watermark."""
-        self.close()
+        self._close_files()
         with parent_folder(self.root, self.path, create=False) as (folder, name):
             folder.replace(name, self.blob.name)
             folder.unlink(self.mark_path.name)
 
     def close(self) -> None:
-        """Close the file, keeping it (and its watermark) for a later resume."""
+        """Close the file, keeping it (and its watermark, written now) for a later resume."""
         if self._fd >= 0 and self.watermark != self._marked:
-            self._write_mark(self.watermark)
+            with contextlib.suppress(OSError):  # a full disk: the next attempt resumes earlier
+                self._write_mark(self.watermark)
+        self._close_files()
+
+    def _close_files(self) -> None:
         for fd in (self._fd, self._mark_fd):
             if fd >= 0:
                 os.close(fd)
@@ -224,7 +228,7 @@ class PartialBlob:
 
     def discard(self) -> None:
         """Close and delete the file and its watermark."""
-        self.close()
+        self._close_files()
         with (
             contextlib.suppress(FileNotFoundError),
             parent_folder(self.root, self.path, create=False) as found,
