@@ -291,3 +291,18 @@ async def test_a_slow_but_steady_body_is_not_cut_by_the_low_speed_limit(
         resolved = await source.resolve(AssetRef("org/model", "w.bin"))
     assert resolved.path.read_bytes() == data
     assert len([r for r in fake_hub.requests if r.method == "GET"]) == 1
+
+
+def test_obstore_errors_reach_messages_without_urls_or_terminal_controls() -> None:
+    """obstore quotes the URL (a signed CDN URL's query is a secret) and the server's answer."""
+    from modelfetch._http.native import _first_line
+
+    raw = RuntimeError(
+        "Error performing GET https://cdn.example/x?X-Amz-Signature=secret - 500: \x1b]0;owned\x07 body\nmore"
+    )
+    line = _first_line(raw)
+    assert "secret" not in line
+    assert "<url>" in line
+    assert "\x1b" not in line
+    assert "\x07" not in line
+    assert "more" not in line

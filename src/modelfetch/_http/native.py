@@ -46,6 +46,7 @@ from .._core.progress import ProgressCallback
 from .._core.proxies import ProxyRules
 from .._core.retry import Transient
 from .._core.speed import LowSpeed
+from .._core.text import printable
 from .._core.types import AssetRef
 from .._hubapi.spec import FileMetadata, judge_body
 from .._store.partial import PartialBlob
@@ -424,7 +425,8 @@ def _ca_pem(ca_file: str | None, ca_dir: str | None) -> bytes:
 
 
 def _first_line(exc: BaseException) -> str:
-    """obstore's error, first line only, without URLs (a signed URL's query is a secret)."""
+    """obstore's error, first line only, without URLs (a signed URL's query is a secret) and
+    with terminal controls escaped (it may quote the server's answer)."""
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     words = ["<url>" if "://" in word else word for word in text.split()]
-    return " ".join(words)[:200]
+    return printable(" ".join(words)[:200])
