@@ -60,7 +60,7 @@ def _node(hub: FakeHub, tmp: Path, name: str) -> Settings:
 def _model(hub: FakeHub) -> tuple[str, dict[str, bytes]]:
     files = {
         "config.json": b'{"model_type": "tiny"}',
-        "model-00001-of-00002.safetensors": os.urandom(7 * MiB),  # multipart upload (part 5 MiB)
+        "model-00001-of-00002.safetensors": os.urandom(7 * MiB),  # written back as parts of 5 + 2 MiB
         "model-00002-of-00002.safetensors": os.urandom(3 * MiB),
     }
     return hub.add_files("org/model", files), files
@@ -81,14 +81,18 @@ async def test_nodes_one_after_another_fetch_each_blob_from_the_hub_once(
             bucket=bucket, upstream=upstream(settings), settings=settings, options=FAST
         ) as m:
             folder = await modelfetch.snapshot("org/model", source=m)
-            stats = m.stats()
+        stats = m.stats()  # after aclose(): the background uploads are done
         assert {p: (folder / p).read_bytes() for p in files} == files
         if name == "a":
             assert (stats.upstream_fetches, stats.uploads) == (3, 3)
         else:
             assert (stats.mirror_hits, stats.upstream_fetches) == (3, 0)
     assert fake_hub.file_bytes_served() == sum(map(len, files.values()))
-    assert sum(k.startswith("blobs/") for k in _keys(bucket)) == 3
+    assert sum(k.startswith("blobs/") for k in _keys(bucket)) == 2  # the two small files
+    assert [k.rsplit("/", 1)[1] for k in _keys(bucket) if k.startswith("parts/")] == [
+        f"{0:020d}-{5 * MiB:020d}",
+        f"{5 * MiB:020d}-{7 * MiB:020d}",
+    ]
     assert not [k for k in _keys(bucket) if k.startswith("claims/")]
 
 
@@ -195,7 +199,7 @@ async def test_a_failed_write_back_is_counted_and_logged_not_raised(
     caplog.set_level(logging.WARNING, logger="modelfetch.mirror")
     async with MirrorSource(bucket=failing, upstream=HttpHubSource(settings), settings=settings) as m:
         got = await m.resolve(AssetRef("org/model", "config.json", commit))
-        stats = m.stats()
+    stats = m.stats()  # after aclose(): the background uploads are done
     assert got.path.read_bytes() == files["config.json"]
     assert (stats.upload_failures, stats.uploads) == (1, 0)
     assert any("503 Slow Down" in r.getMessage() for r in caplog.records)
@@ -248,7 +252,7 @@ async def test_a_dead_nodes_claim_is_taken_over_once_it_lapses(
         entry = (await m.list_files(RepoRef("org/model", commit))).files[0]
         bucket.create(claim_key(entry.etag), encode_claim(Claim("dead-node", now[0] + 10)))
         got = await m.resolve(AssetRef("org/model", entry.path, commit))
-        stats = m.stats()
+    stats = m.stats()  # after aclose(): the background uploads are done
     assert sum(waited) >= 10  # it waited for the claim to lapse, on the clock it was given
     assert got.path.read_bytes() == files[entry.path]
     assert (stats.waits, stats.upstream_fetches, stats.uploads) == (1, 1, 1)

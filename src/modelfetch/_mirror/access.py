@@ -9,6 +9,7 @@ now; `failed()` records an outage, which sends fetches straight upstream for
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +31,8 @@ class BucketAccess:
         self.bucket = bucket
         self.url = bucket.url
         self.retry_after = retry_after
-        self.counts: Counter[str] = Counter()  # MirrorStats field -> value, changed on the loop only
+        self._counts: Counter[str] = Counter()  # MirrorStats field -> value
+        self._lock = threading.Lock()  # counters and breaker change on the loop and in upload threads
         self._breaker = Breaker(retry_after, clock)
         self._limiter = anyio.CapacityLimiter(8)
 
@@ -38,17 +40,25 @@ class BucketAccess:
         """`func(*args)` in a worker thread (bucket calls block)."""
         return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
 
+    def add(self, name: str, n: int = 1) -> None:
+        """Add `n` to the counter `name` (a `MirrorStats` field); from any thread."""
+        with self._lock:
+            self._counts[name] += n
+
     def usable(self) -> bool:
         """Whether to try the bucket now (False during an outage)."""
-        verdict = self._breaker.check()
+        with self._lock:
+            verdict = self._breaker.check()
         if verdict is Verdict.RETRY:
             log.warning("mirror %s: trying the bucket again", self.url)
         return verdict is not Verdict.SKIP
 
     def failed(self, exc: BucketUnavailableError, action: str = "reading") -> None:
         """Count a bucket failure; skip the bucket for `retry_after` s, warning once per outage."""
-        self.counts["bucket_errors"] += 1
-        if self._breaker.trip():
+        with self._lock:
+            self._counts["bucket_errors"] += 1
+            starts = self._breaker.trip()
+        if starts:
             log.warning(
                 "mirror %s is unavailable (%s failed: %s); using upstream only for the next %.0f s",
                 self.url,
@@ -57,6 +67,7 @@ class BucketAccess:
                 self.retry_after,
             )
 
-    def stats(self) -> MirrorStats:
-        """The counters as a frozen value."""
-        return MirrorStats(**self.counts)
+    def stats(self, **now: int) -> MirrorStats:
+        """The counters as a frozen value, with the gauges in `now` (say, uploads still pending)."""
+        with self._lock:
+            return MirrorStats(**self._counts, **now)

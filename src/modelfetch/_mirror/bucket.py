@@ -167,7 +167,7 @@ class Bucket:
         except self._errors as exc:
             raise self._unavailable("checking", key, exc) from None
 
-    def create(self, key: str, data: bytes) -> str | None:
+    def create(self, key: str, data: bytes | bytearray) -> str | None:
         """Store `data` only if `key` is free (atomic); its e_tag, or None if it was taken."""
         try:
             return self._put(key, data, "create")
@@ -195,7 +195,7 @@ class Bucket:
         except self._errors as exc:
             raise self._unavailable("replacing", key, exc) from None
 
-    def _put(self, key: str, data: bytes, mode: Any) -> str:
+    def _put(self, key: str, data: bytes | bytearray, mode: Any) -> str:
         result = self._ob.put(self.store, key, data, mode=mode, use_multipart=False)
         return str(result.get("e_tag") or "")
 
@@ -207,6 +207,21 @@ class Bucket:
             return
         except self._errors as exc:
             raise self._unavailable("deleting", key, exc) from None
+
+    def list(self, prefix: str, limit: int = 10_000) -> list[tuple[str, int]]:
+        """The keys under `prefix` with their sizes, in key order (at most `limit` of them)."""
+        found: list[tuple[str, int]] = []
+        try:
+            for batch in self._ob.list(self.store, prefix=prefix, chunk_size=1000):
+                for meta in batch:
+                    path, size = meta.get("path"), meta.get("size")
+                    if isinstance(path, str) and isinstance(size, int):
+                        found.append((path, size))
+                if len(found) >= limit:
+                    break
+        except self._errors as exc:
+            raise self._unavailable("listing", prefix, exc) from None
+        return sorted(found[:limit])
 
     def stream(self, key: str, start: int) -> Iterator[memoryview] | None:
         """The object's bytes from `start`, in chunks of at least 8 MiB; None if it is absent.

@@ -1,26 +1,24 @@
 """Claims: which node of a fleet fetches a blob from upstream while the others wait for it.
 
 A claim is a small object `claims/<etag>` created with a conditional create, so exactly one
-node wins it. The winner renews it (a conditional replace on its own e_tag) while it
-fetches and uploads, and deletes it when done. The others poll for the blob to appear.
+node wins it. The winner renews it (a conditional replace on its own e_tag, from the
+`Keeper`'s thread) while it fetches and uploads, and deletes it when done. The others
+poll for the blob to appear.
 A claim that stops being renewed (its node died or hung) lapses at its `expires` time and
 the next node to look takes it over, with a conditional replace, so again only one wins.
 
 Expiry uses wall-clock time, so the nodes' clocks must agree to well within the lease
 (NTP is enough: the default lease is 30 s). The functions here block (run them in a
-worker thread), except `holding`, the async context manager a claimant runs under.
+worker thread); the `Keeper` runs its own.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import anyio
-
-from .access import BucketAccess
 from .bucket import Bucket, BucketUnavailableError
 from .keys import Claim, claim_key, decode_claim, encode_claim
 
@@ -77,42 +75,75 @@ def release(bucket: Bucket, held: HeldClaim) -> None:
         bucket.delete(key)
 
 
-@asynccontextmanager
-async def holding(
-    access: BucketAccess, held: HeldClaim, lease: float, clock: Callable[[], float], what: object
-) -> AsyncIterator[None]:
-    """Keep `held` renewed (every `lease / 3` s) while the block runs; release it however it ends.
+class Keeper:
+    """Renews the claims this node holds, every `lease / 3` s, from a thread of its own.
 
-    The release is shielded, so a cancelled claimant still frees the claim for the others
-    at once instead of making them wait for the lease to lapse. What the block raises comes
-    out as it was (a `FetchError`), not wrapped in the renewing task group's exception group.
+    A claim is held from the moment it is won until its blob is in the bucket, which may be
+    after the fetch that won it has returned (the upload runs in the background), so the
+    renewing cannot belong to any one task. `let_go` stops renewing a claim; the caller then
+    releases it (or, if the bucket is unreachable, lets it lapse).
     """
-    failure: Exception | None = None
+
+    def __init__(self, bucket: Bucket, lease: float, clock: Callable[[], float]) -> None:
+        self._bucket = bucket
+        self._lease = lease
+        self._clock = clock
+        self._held: dict[str, HeldClaim] = {}
+        self._lock = threading.Lock()
+        self._stop: threading.Event | None = None  # set: the renewing thread ends
+
+    def hold(self, held: HeldClaim) -> None:
+        """Keep `held` renewed until `let_go`."""
+        with self._lock:
+            self._held[held.etag] = held
+            if self._stop is None:
+                self._stop = threading.Event()
+                thread = threading.Thread(target=self._run, args=(self._stop,), name="modelfetch-claims")
+                thread.daemon = True  # a process that exits lets its claims lapse
+                thread.start()
+
+    def let_go(self, held: HeldClaim) -> None:
+        """Stop renewing `held`."""
+        with self._lock:
+            self._held.pop(held.etag, None)
+
+    @property
+    def held(self) -> int:
+        """How many claims are being renewed now."""
+        with self._lock:
+            return len(self._held)
+
+    def close(self) -> None:
+        """Stop renewing everything; claims not released lapse after the lease."""
+        with self._lock:
+            self._held.clear()
+            stop, self._stop = self._stop, None
+        if stop is not None:
+            stop.set()
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self._lease / 3):
+            with self._lock:
+                current = list(self._held.values())
+            for held in current:
+                try:
+                    renewed = renew(self._bucket, held, self._lease, self._clock())
+                except BucketUnavailableError as exc:
+                    log.warning("mirror %s: could not renew a claim: %s", self._bucket.url, exc)
+                    continue
+                with self._lock:
+                    if self._held.get(held.etag) is not held:
+                        continue  # let go meanwhile
+                    if renewed is None:
+                        log.warning("mirror %s: another node took over a claim of ours", self._bucket.url)
+                        del self._held[held.etag]
+                    else:
+                        self._held[held.etag] = renewed
+
+
+def release_quietly(bucket: Bucket, held: HeldClaim) -> None:
+    """`release`, logging (not raising) a bucket failure: the claim then lapses. Blocking."""
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_keep_renewing, access, held, lease, clock)
-            try:
-                yield
-            except Exception as exc:
-                failure = exc
-            tg.cancel_scope.cancel()
-    finally:
-        with anyio.CancelScope(shield=True):
-            try:
-                await access.run(release, access.bucket, held)
-            except BucketUnavailableError as exc:
-                log.warning("mirror %s: could not release the claim on %s: %s", access.url, what, exc)
-    if failure is not None:
-        raise failure
-
-
-async def _keep_renewing(
-    access: BucketAccess, held: HeldClaim | None, lease: float, clock: Callable[[], float]
-) -> None:
-    while held is not None:
-        await anyio.sleep(lease / 3)
-        try:
-            held = await access.run(renew, access.bucket, held, lease, clock())
-        except BucketUnavailableError as exc:
-            log.warning("mirror %s: could not renew a claim: %s", access.url, exc)
-            return
+        release(bucket, held)
+    except BucketUnavailableError as exc:
+        log.warning("mirror %s: could not release a claim: %s", bucket.url, exc)

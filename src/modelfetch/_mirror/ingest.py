@@ -1,4 +1,4 @@
-"""Bucket to cache: stream `blobs/<etag>` into a partial blob, verify it, publish it. Blocking.
+"""Bucket to cache: stream `blobs/<etag>` (or its parts) into a partial blob, verify it, publish it. Blocking.
 
 The bytes go through the same store-level routine as the Hub engine's (`_store.pull.pull`):
 resume from the watermark, never past the announced size, progress per chunk.
@@ -15,9 +15,11 @@ from .._core.threadprogress import TransferWatch
 from .._core.types import AssetRef, ListedFile, Origin, ResolvedAsset
 from .._hubapi.errmap import ErrorContext, to_fetch_error
 from .._store.blobstore import BlobStore
+from .._store.partial import PartialBlob
 from .._store.pull import Gate, Tally, pull
 from .bucket import Bucket
 from .keys import blob_key
+from .parts import pull_parts
 
 
 def link_local(store: BlobStore, ref: AssetRef, commit: str, entry: ListedFile) -> ResolvedAsset | None:
@@ -29,9 +31,20 @@ def link_local(store: BlobStore, ref: AssetRef, commit: str, entry: ListedFile) 
 
 
 def ingest(
-    store: BlobStore, bucket: Bucket, ref: AssetRef, commit: str, entry: ListedFile, watch: TransferWatch
-) -> ResolvedAsset | None:
-    """Copy `ref`'s blob from `bucket` into the cache; None when the bucket lacks it.
+    store: BlobStore,
+    bucket: Bucket,
+    ref: AssetRef,
+    commit: str,
+    entry: ListedFile,
+    watch: TransferWatch,
+    parts: bool,
+) -> tuple[ResolvedAsset | None, int]:
+    """Copy `ref`'s blob from `bucket` into the cache; the file (None when the bucket lacks it)
+    and how many bytes were read.
+
+    From `blobs/<etag>` when it exists; otherwise, with `parts`, from the parts of it the
+    bucket has (`_mirror.parts`): those that continue the partial file are written into it
+    and kept there, and the file is published once they make the whole blob.
 
     Raises:
         IntegrityError: the bucket's bytes do not match the etag (nothing is kept).
@@ -41,26 +54,18 @@ def ingest(
     with store.locked(ref, entry.etag):
         local = link_local(store, ref, commit, entry)
         if local is not None:
-            return local
-        if not bucket.exists(blob_key(entry.etag)):
-            return None
+            return local, 0
+        whole = bucket.exists(blob_key(entry.etag))
+        if not whole and not parts:
+            return None, 0
         partial = store.partial(ref, entry.etag, entry.etag, entry.size)
         start = partial.open()
         try:
             watch.started(entry.size, start)
-            chunks = bucket.stream(blob_key(entry.etag), start)
-            if chunks is None:
-                return None
             try:
-                pull(
-                    partial,
-                    chunks,
-                    start,
-                    limit=entry.size - start,
-                    gate=Gate(),
-                    tally=Tally(start),
-                    check=watch.advanced,
-                )
+                reached = _fill(bucket, partial, entry, start, watch, whole)
+                if reached < entry.size:
+                    return None, reached - start
                 partial.verify()
             except IntegrityError as exc:
                 partial.discard()
@@ -72,4 +77,17 @@ def ingest(
         finally:
             partial.close()
         store.record_ref(ref, ref.revision, commit)
-    return ResolvedAsset(ref, pointer, commit, entry.size, entry.etag, Origin.NETWORK)
+    return ResolvedAsset(ref, pointer, commit, entry.size, entry.etag, Origin.NETWORK), entry.size - start
+
+
+def _fill(
+    bucket: Bucket, partial: PartialBlob, entry: ListedFile, start: int, watch: TransferWatch, whole: bool
+) -> int:
+    """Write what the bucket has of the blob from `start` on; the offset reached."""
+    if not whole:
+        return pull_parts(bucket, partial, entry, start, watch.advanced)
+    chunks = bucket.stream(blob_key(entry.etag), start)
+    if chunks is None:  # deleted since we looked
+        return start
+    limit = entry.size - start
+    return pull(partial, chunks, start, limit=limit, gate=Gate(), tally=Tally(start), check=watch.advanced)

@@ -7,6 +7,10 @@ Layout (under the bucket URL's prefix)::
                                                             LFS files, git sha1 otherwise)
     repos/<type>s/<repo_id>/<commit>/files/<path>           {"etag", "size", "lfs"}
     repos/<type>s/<repo_id>/<commit>/listing.json           every file of that commit
+    parts/<etag>/<start>-<end>                              bytes start..end-1 of a large
+                                                            blob, published as they arrive
+                                                            from upstream (offsets 0-padded
+                                                            to 20 digits: listed in order)
     claims/<etag>                                           {"owner", "expires"}: a node
                                                             is fetching this blob upstream
 
@@ -30,6 +34,31 @@ from .._hubapi.spec import listing_clash, safe_blob_name
 def blob_key(etag: str) -> str:
     """The key of the blob with this etag."""
     return f"blobs/{etag}"
+
+
+def parts_prefix(etag: str) -> str:
+    """The prefix under which the parts of the blob with this etag are stored."""
+    return f"parts/{etag}/"
+
+
+def part_key(etag: str, start: int, end: int) -> str:
+    """The key of bytes `start..end-1` of the blob with this etag."""
+    return f"{parts_prefix(etag)}{start:020d}-{end:020d}"
+
+
+def decode_part_key(key: str, etag: str, size: int) -> tuple[int, int] | None:
+    """The byte range a listed part key names, or None if it is not a sane part of this blob.
+
+    Keys come from a bucket listing: untrusted. A part must lie within the blob and be non-empty.
+    """
+    name = key.removeprefix(parts_prefix(etag))
+    if name == key or len(name) != 41 or name[20] != "-":
+        return None
+    first, last = name[:20], name[21:]
+    if not (first.isdigit() and last.isdigit() and first.isascii() and last.isascii()):
+        return None
+    start, end = int(first), int(last)
+    return (start, end) if 0 <= start < end <= size else None
 
 
 def claim_key(etag: str) -> str:

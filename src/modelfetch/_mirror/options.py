@@ -20,9 +20,15 @@ class MirrorOptions:
         max_wait: seconds to wait for another node's fetch before fetching upstream anyway.
         poll_interval: the longest pause between looks at the bucket while waiting.
         retry_after: seconds to skip the bucket after it failed, before trying it again.
-        part_size: multipart upload part size; smaller blobs go in one conditional PUT.
+        part_size: the size of a blob's parts: a blob larger than this is published to the
+            bucket part by part while it arrives from upstream (so other nodes read it as it
+            lands), and a whole blob pushed larger than this goes up as a multipart upload.
         write_back: upload what was fetched upstream (off: a read-only mirror).
         timeout: seconds before a bucket request counts as failed.
+        uploads: how many write-backs run at once in the background (each holds at most
+            one part in memory).
+        close_timeout: seconds `aclose()` waits for background write-backs to finish before
+            abandoning them (their claims are released, or lapse, and another node uploads).
     """
 
     lease: float = 30.0
@@ -32,11 +38,15 @@ class MirrorOptions:
     part_size: int = 16 * MiB
     write_back: bool = True
     timeout: float = 10.0
+    uploads: int = 2
+    close_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         for name in ("lease", "max_wait", "poll_interval", "retry_after", "timeout"):
             check_seconds(f"MirrorOptions.{name}", getattr(self, name), allow_zero=False)
+        check_seconds("MirrorOptions.close_timeout", self.close_timeout, allow_zero=True)
         check_positive_int("MirrorOptions.part_size", self.part_size)
+        check_positive_int("MirrorOptions.uploads", self.uploads)
         if self.part_size < 5 * MiB:
             raise InvalidRequestError("MirrorOptions.part_size must be at least 5 MiB (the S3 minimum).")
 
@@ -49,9 +59,11 @@ class MirrorStats:
         mirror_hits: files read from the bucket.
         mirror_bytes: bytes read from the bucket.
         upstream_fetches: files fetched from upstream (the Hub).
-        uploads: blobs written back to the bucket.
+        uploads: blobs written back to the bucket (a blob sent in parts counts once).
         upload_bytes: bytes written back.
         upload_failures: write-backs that failed (logged; the fetch itself succeeded).
+        uploads_pending: write-backs queued or running in the background right now.
+        uploads_abandoned: write-backs `aclose()` gave up on after `close_timeout`.
         waits: fetches that waited for another node's claim.
         bucket_errors: times the bucket was unusable and upstream was used instead.
         corrupt: blobs in the bucket that failed verification (fetched upstream instead).
@@ -63,6 +75,8 @@ class MirrorStats:
     uploads: int = 0
     upload_bytes: int = 0
     upload_failures: int = 0
+    uploads_pending: int = 0
+    uploads_abandoned: int = 0
     waits: int = 0
     bucket_errors: int = 0
     corrupt: int = 0

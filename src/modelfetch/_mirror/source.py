@@ -2,9 +2,11 @@
 
     resolve(ref) ─ locate (commit, etag, size): memory → bucket manifest → upstream listing
                ├─ blob already in the local cache → link it                       (disk)
-               ├─ blobs/<etag> in the bucket → stream, verify, publish, link      (mirror)
-               └─ otherwise claim it: the winner fetches upstream and uploads;   (upstream)
-                  the others wait for the blob to appear in the bucket
+               ├─ blobs/<etag>, or all its parts, in the bucket → stream, verify,  (mirror)
+               │  publish, link
+               └─ otherwise claim it: the winner fetches upstream, returns, and   (upstream)
+                  uploads in the background (a large blob part by part as it
+                  arrives); the others read the parts there are and wait for more
 
 Any bucket failure (unreachable, refused, timed out) sends this and the next fetches
 straight upstream for `MirrorOptions.retry_after` seconds, with one warning; a failed
@@ -12,8 +14,9 @@ write-back is logged and counted, never raised. Integrity is checked on every re
 the bucket (sha256 for LFS files, git sha1 otherwise) before anything is published.
 
 This module only orchestrates. The pieces: `access` (threads, breaker, counters),
-`manifests` (what a commit holds), `claims` (who fetches), `ingest` (bucket to cache),
-`writeback` (cache to bucket, and `push`).
+`manifests` (what a commit holds), `claims` (who fetches, and the `Keeper` renewing them),
+`ingest` (bucket to cache), `parts` (a large blob as parts), `writeback` (cache to bucket,
+and `push`), `uploads` (write-back in the background, drained by `aclose`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,13 +50,19 @@ from .bucket import Bucket, BucketUnavailableError
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore
-from .claims import HeldClaim, holding, try_claim
+from .claims import HeldClaim, Keeper, release_quietly, try_claim
 from .ingest import ingest, link_local
 from .manifests import Manifests
 from .options import MirrorOptions, MirrorStats
+from .parts import PartPublisher
+from .uploads import Uploads
 from .writeback import WriteBack
 
 log = logging.getLogger("modelfetch.mirror")
+
+
+_FIRST_POLL = 0.05
+_PARTS_IN_MEMORY = 4  # parts of large blobs being sent at once, all publishers together
 
 
 @dataclass(slots=True)
@@ -60,7 +70,7 @@ class _Pending:
     """What a waiting fetch knows about the blob it waits for."""
 
     deadline: float
-    interval: float = 0.05
+    interval: float = _FIRST_POLL
     waited: bool = False
 
 
@@ -122,6 +132,9 @@ class MirrorSource(AsyncResource):
             enabled=self.options.write_back,
             part_size=self.options.part_size,
         )
+        self._keeper = Keeper(bucket, self.options.lease, clock)
+        self._uploads = Uploads(self._access, self._keeper, concurrency=self.options.uploads)
+        self._part_slots = threading.BoundedSemaphore(_PARTS_IN_MEMORY)
         if upstream is None:
             upstream = default_hub_source(self.settings)
         self.upstream: ModelAssetSource = upstream
@@ -134,11 +147,29 @@ class MirrorSource(AsyncResource):
 
     def stats(self) -> MirrorStats:
         """The counters so far (see `MirrorStats`)."""
-        return self._access.stats()
+        return self._access.stats(uploads_pending=self._uploads.pending)
 
     async def aclose(self) -> None:
-        """Close the upstream source."""
-        await self.upstream.aclose()
+        """Wait for the background uploads (at most `MirrorOptions.close_timeout` s), then close upstream.
+
+        Uploads still running after that are abandoned: they stop at their next chunk, and
+        their claims are released (or lapse) so that another node uploads instead.
+        """
+        try:
+            abandoned = await anyio.to_thread.run_sync(
+                self._uploads.drain, self.options.close_timeout, abandon_on_cancel=True
+            )
+            if abandoned:
+                self._access.add("uploads_abandoned", abandoned)
+                log.warning(
+                    "mirror %s: %d upload(s) still running after %.0f s were abandoned at close",
+                    self.bucket.url,
+                    abandoned,
+                    self.options.close_timeout,
+                )
+        finally:
+            self._keeper.close()
+            await self.upstream.aclose()
 
     # ---- locating a file ---------------------------------------------------------------
 
@@ -183,9 +214,12 @@ class MirrorSource(AsyncResource):
         pending = _Pending(deadline=self._clock() + self.options.max_wait)
         while self._access.usable():
             try:
-                found = await self._from_bucket(ref, commit, entry, progress)
+                found, pulled = await self._from_bucket(ref, commit, entry, progress)
                 if found is not None:
                     return found
+                if pulled:  # parts of it are arriving: look again soon, and do not give up
+                    pending.interval = _FIRST_POLL
+                    pending.deadline = self._clock() + self.options.max_wait
                 claim = await self._access.run(
                     try_claim, self.bucket, entry.etag, self._owner, self.options.lease, self._clock()
                 )
@@ -195,7 +229,7 @@ class MirrorSource(AsyncResource):
                 self._access.failed(exc)
                 break
             except IntegrityError as exc:
-                self._access.counts["corrupt"] += 1
+                self._access.add("corrupt")
                 log.warning("mirror %s: %s; fetching from upstream instead", self.bucket.url, exc)
                 return await self._fetch_and_replace(ref, commit, entry, progress)
             if not await self._wait(pending, ref):
@@ -206,7 +240,7 @@ class MirrorSource(AsyncResource):
         """Pause before the next look at the bucket; False once waiting is pointless."""
         if not pending.waited:
             pending.waited = True
-            self._access.counts["waits"] += 1
+            self._access.add("waits")
             log.info("mirror %s: another node is fetching %s; waiting for it", self.bucket.url, ref)
         if self._clock() >= pending.deadline:
             log.warning(
@@ -224,28 +258,33 @@ class MirrorSource(AsyncResource):
 
     async def _from_bucket(
         self, ref: AssetRef, commit: str, entry: ListedFile, progress: ProgressCallback | None
-    ) -> ResolvedAsset | None:
+    ) -> tuple[ResolvedAsset | None, int]:
+        """The file from the bucket (whole, or all its parts), and how many bytes were read.
+
+        A large blob not complete there keeps the parts read so far in its partial file.
+        """
         watch = TransferWatch(ref, progress)
+        parts = entry.size > self.options.part_size
         try:
-            found: ResolvedAsset | None = await self._access.run(
-                ingest, self._store, self.bucket, ref, commit, entry, watch
+            found, pulled = await self._access.run(
+                ingest, self._store, self.bucket, ref, commit, entry, watch, parts
             )
         except BaseException:
             watch.finish(ProgressKind.FAILED)
             raise
+        self._access.add("mirror_bytes", pulled)
         if found is not None:
             watch.finish(ProgressKind.FINISHED)
             if found.origin is Origin.NETWORK:
-                self._access.counts["mirror_hits"] += 1
-                self._access.counts["mirror_bytes"] += watch.done
-        return found
+                self._access.add("mirror_hits")
+        return found, pulled
 
     async def _from_upstream(
         self, ref: AssetRef, commit: str, progress: ProgressCallback | None
     ) -> ResolvedAsset:
         pinned = AssetRef(ref.repo_id, ref.filename, commit, ref.repo_type)
         got = await self.upstream.resolve(pinned, progress=progress)
-        self._access.counts["upstream_fetches"] += 1
+        self._access.add("upstream_fetches")
         if not ref.is_pinned:
             await self._access.run(self._store.record_ref, ref, ref.revision, got.commit)
         return ResolvedAsset(ref, got.path, got.commit, got.size, got.etag, got.origin)
@@ -258,24 +297,65 @@ class MirrorSource(AsyncResource):
         held: HeldClaim,
         progress: ProgressCallback | None,
     ) -> ResolvedAsset:
-        """Fetch upstream and upload while renewing the claim; release it however this ends.
+        """Fetch upstream holding the claim; return once published here, uploading in the background.
 
         The blob may have landed between our look at the bucket and winning the claim (its
-        uploader released the claim just then), so look once more before going upstream.
+        uploader released the claim just then), so look once more before going upstream;
+        parts found then stay in the partial file and the fetch upstream resumes after them.
+        The claim is renewed until the upload is done, and released at once if this fails.
         """
-        async with holding(self._access, held, self.options.lease, self._clock, ref):
-            landed = await self._from_bucket(ref, commit, entry, progress)
+        self._keeper.hold(held)
+        handed_over = False
+        try:
+            landed, _ = await self._from_bucket(ref, commit, entry, progress)
             if landed is not None:
                 return landed
-            got = await self._from_upstream(ref, commit, progress)
-            await self._write_back.blob(ref, commit, entry)
-        return got
+            publisher = self._publisher(ref, entry)
+            try:
+                got = await self._from_upstream(ref, commit, progress)
+            except BaseException as exc:
+                if publisher is not None:
+                    publisher.stop()
+                    if isinstance(exc, IntegrityError):  # what it published may be bad too
+                        await self._access.run(publisher.withdraw)
+                raise
+            if self._write_back.enabled:
+                job = (
+                    self._write_back.parts_job(publisher, ref, commit, entry)
+                    if publisher is not None
+                    else self._write_back.blob_job(ref, commit, entry)
+                )
+                self._uploads.submit(job, held, ref)
+                handed_over = True
+            return got
+        finally:
+            if not handed_over:
+                self._keeper.let_go(held)
+                with anyio.CancelScope(shield=True):
+                    await self._access.run(release_quietly, self.bucket, held)
+
+    def _publisher(self, ref: AssetRef, entry: ListedFile) -> PartPublisher | None:
+        """A publisher of `entry`'s parts, following the fetch (None: small, or no write-back)."""
+        if not self._write_back.enabled or entry.size <= self.options.part_size:
+            return None
+        publisher = PartPublisher(
+            self.bucket,
+            self._store.layout,
+            ref,
+            entry,
+            self.options.part_size,
+            slots=self._part_slots,
+            sent=lambda n: self._access.add("upload_bytes", n),
+        )
+        publisher.start()
+        return publisher
 
     async def _fetch_and_replace(
         self, ref: AssetRef, commit: str, entry: ListedFile, progress: ProgressCallback | None
     ) -> ResolvedAsset:
         got = await self._from_upstream(ref, commit, progress)
-        await self._write_back.replace_corrupt(ref, commit, entry)
+        if self._write_back.enabled:
+            self._uploads.submit(self._write_back.blob_job(ref, commit, entry, replace=True), None, ref)
         return got
 
     # ---- pre-seeding -------------------------------------------------------------------
@@ -290,8 +370,8 @@ class MirrorSource(AsyncResource):
         """Copy `repo` (the files `include`/`exclude` keep) from upstream into the bucket.
 
         What `modelfetch mirror push` runs to pre-seed a bucket from a machine with Hub
-        access. Files already in the bucket are not uploaded again. Unlike a fetch, a push
-        fails when the bucket does: its whole job is the write.
+        access. Files already in the bucket are neither fetched nor uploaded again. Unlike a
+        fetch, a push fails when the bucket does: its whole job is the write.
 
         Returns:
             The listing of the commit that was pushed (every file, kept or not).
@@ -301,4 +381,5 @@ class MirrorSource(AsyncResource):
             AuthenticationError: the bucket refused the credentials.
             StorageError: a local file could not be read for the upload.
         """
-        return await writeback.push(self, self.bucket, self._write_back, repo, include, exclude)
+        writer = self._write_back
+        return await writeback.push(self, self.upstream, self.bucket, writer, repo, include, exclude)

@@ -42,8 +42,7 @@ class PartialBlob:
         self.blob = blob
         self.etag = etag
         self.size = size
-        self.path = blob.with_name(f"{blob.name}.modelfetch.incomplete")
-        self.mark_path = self.path.with_name(self.path.name + ".progress")
+        self.path, self.mark_path = partial_paths(blob)
         self.watermark = 0
         self._marked = 0  # the watermark last written to the file, and when
         self._marked_at = time.monotonic()
@@ -253,6 +252,29 @@ def _open_in(folder: Folder, name: str, path: Path) -> int:
         raise unsafe(path, "is not a regular file")
     os.set_blocking(fd, True)
     return fd
+
+
+def partial_paths(blob: Path) -> tuple[Path, Path]:
+    """The temporary file of `blob` and its watermark file (where `PartialBlob` keeps them)."""
+    path = blob.with_name(f"{blob.name}.modelfetch.incomplete")
+    return path, path.with_name(path.name + ".progress")
+
+
+def peek_watermark(root: Path, blob: Path) -> int:
+    """The watermark another writer of `blob` last recorded (0 if none); for readers that follow it.
+
+    A blocking read of the small mark file, never through a link.
+    """
+    mark = partial_paths(blob)[1]
+    try:
+        with parent_folder(root, mark, create=False) as (folder, name):
+            data = folder.read_small(name, 64)
+    except (OSError, StorageError):
+        return 0
+    try:
+        return 0 if data is None else int(data.decode("ascii").strip() or 0)
+    except (UnicodeDecodeError, ValueError):
+        return 0
 
 
 def verify_bytes(data: bytes, etag: str) -> None:
