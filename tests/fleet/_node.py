@@ -2,13 +2,20 @@
 
     python tests/fleet/_node.py env REPO
         snapshot REPO through the default stack, configured only by the environment
-        (HF_ENDPOINT, HF_HUB_CACHE, MODELFETCH_MIRROR_URL, AWS_*)
-    python tests/fleet/_node.py explicit REPO LEASE [--hang-in-upload]
-        the same through CachedSource(MirrorSource(options=...)), printing the mirror's
-        stats too; with --hang-in-upload it prints "uploading" once the first part of a
-        multipart upload was sent and then hangs there, to be killed
+        (HF_ENDPOINT, HF_HUB_CACHE, MODELFETCH_MIRROR_URL, AWS_*); prints
+        {"files": {path: sha256}, "ready_at": t}: the wall-clock time the snapshot returned
+        (the process then exits, which waits for its background uploads)
+    python tests/fleet/_node.py explicit REPO LEASE [HOOK...]
+        the same through CachedSource(MirrorSource(options=...)) with 5 MiB parts, printing
+        the mirror's stats too. Hooks, each a line on stdout the test can wait for:
+        --hold-uploads   print {"phase": "fetched", "stats": ...} once the snapshot returned,
+                         and let no upload store anything until a line arrives on stdin
+        --hang-in-upload print "uploading" when the first upload is about to store
+                         something, then hang there (to be killed)
+        --announce-parts print "part START-END" each time a part is stored
+        --announce-read  print "reading" once the first parts came from the bucket
 
-Prints one JSON line: {"files": {path: sha256}, "stats": {...}}.
+Prints one JSON line last: {"files": {path: sha256}, "stats": {...}}.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +35,18 @@ import anyio
 
 import modelfetch
 from modelfetch import CachedSource, HttpHubSource, MirrorOptions, MirrorSource
-from modelfetch._mirror import bucket as bucket_module
+from modelfetch._mirror import ingest as ingest_module
+from modelfetch._mirror import parts as parts_module
+from modelfetch._mirror.bucket import Bucket
 
 MiB = 1024 * 1024
+_say = threading.Lock()
+
+
+def _line(text: str) -> None:
+    with _say:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -41,29 +57,74 @@ def _digests(folder: Path) -> dict[str, str]:
     }
 
 
+def _before_every_store(hook: Any) -> None:
+    """Run `hook(key)` in the uploading thread before the mirror stores a blob or a part."""
+    upload, create = Bucket.upload, Bucket.create
+
+    def hooked_upload(self: Bucket, key: str, *args: Any, **kwargs: Any) -> None:
+        hook(key)
+        upload(self, key, *args, **kwargs)
+
+    def hooked_create(self: Bucket, key: str, data: bytes | bytearray) -> str | None:
+        if key.startswith("parts/"):
+            hook(key)
+        return create(self, key, data)
+
+    Bucket.upload = hooked_upload  # type: ignore[method-assign]
+    Bucket.create = hooked_create  # type: ignore[method-assign]
+
+
+def _hold_uploads() -> None:
+    go = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), go.set()), daemon=True).start()
+    _before_every_store(lambda key: go.wait())
+
+
 def _hang_in_upload() -> None:
-    original = bucket_module._verified_chunks
-    said = threading.Lock()  # several uploads run at once: announce only the first
+    said = threading.Lock()
 
-    def chunks(*args: Any, **kwargs: Any) -> Iterator[bytes]:
-        for number, block in enumerate(original(*args, **kwargs)):
-            if number == 1:  # the first part has been handed over; the upload is under way
-                if said.acquire(blocking=False):
-                    sys.stdout.write("uploading\n")
-                    sys.stdout.flush()
-                threading.Event().wait()
-            yield block
+    def hang(key: str) -> None:
+        if said.acquire(blocking=False):
+            _line("uploading")
+        threading.Event().wait()
 
-    bucket_module._verified_chunks = chunks
+    _before_every_store(hang)
 
 
-async def _explicit(repo: str, lease: float) -> dict[str, object]:
+def _announce_parts() -> None:
+    send = parts_module.PartPublisher._send
+
+    def announced(self: parts_module.PartPublisher, fd: int, first: int, end: int) -> bool:
+        sent = send(self, fd, first, end)
+        if sent:
+            _line(f"part {first}-{end}")
+        return sent
+
+    parts_module.PartPublisher._send = announced  # type: ignore[method-assign]
+
+
+async def _explicit(repo: str, lease: float, hooks: list[str]) -> dict[str, object]:
     options = MirrorOptions(lease=lease, poll_interval=0.2, part_size=5 * MiB)
     mirror = MirrorSource(upstream=HttpHubSource(), options=options)
     async with CachedSource(mirror) as source:
         folder = await modelfetch.snapshot(repo, source=source)
-        stats = dataclasses.asdict(mirror.stats())
+        if "--hold-uploads" in hooks:
+            _line(json.dumps({"phase": "fetched", "stats": dataclasses.asdict(mirror.stats())}))
+    stats = dataclasses.asdict(mirror.stats())
     return {"files": _digests(folder), "stats": stats}
+
+
+def _announce_read() -> None:
+    pull_parts = ingest_module.pull_parts
+    said = threading.Lock()
+
+    def announced(bucket: Bucket, partial: Any, entry: Any, start: int, check: Any) -> int:
+        reached = pull_parts(bucket, partial, entry, start, check)
+        if reached > start and said.acquire(blocking=False):
+            _line("reading")
+        return reached
+
+    ingest_module.pull_parts = announced
 
 
 def main(argv: list[str]) -> None:
@@ -72,11 +133,20 @@ def main(argv: list[str]) -> None:
     if os.environ.get("NODE_LOG"):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if mode == "env":
-        result: dict[str, object] = {"files": _digests(modelfetch.snapshot_sync(repo))}
+        folder = modelfetch.snapshot_sync(repo)
+        ready = time.time()  # wall clock: the benchmark compares it with when it started us
+        result: dict[str, object] = {"files": _digests(folder), "ready_at": ready}
     else:
-        if "--hang-in-upload" in argv:
+        hooks = argv[3:]
+        if "--hold-uploads" in hooks:
+            _hold_uploads()
+        if "--hang-in-upload" in hooks:
             _hang_in_upload()
-        result = anyio.run(_explicit, repo, float(argv[2]))
+        if "--announce-parts" in hooks:
+            _announce_parts()
+        if "--announce-read" in hooks:
+            _announce_read()
+        result = anyio.run(_explicit, repo, float(argv[2]), hooks)
     print(json.dumps(result), flush=True)
 
 
