@@ -1,22 +1,32 @@
-"""The fleet benchmark: Hub bytes per node with and without a shared mirror bucket.
+"""The fleet benchmark: a fleet's cold start with and without a shared mirror bucket.
 
 Starts a single-node Ceph RADOS Gateway (`scripts/rgw`, so Ceph must be installed: `make
-rgw`) and a FakeHub holding a sharded model, then runs node processes (each its own cache,
-configured only by environment variables) in three scenarios:
+rgw`) and a FakeHub holding two models, then starts node processes (each a fresh
+interpreter with its own empty cache, configured only by environment variables, running
+`modelfetch.snapshot_sync` through the default stack) in the scenarios of issue #28:
 
-- baseline: N nodes at once with no mirror: each downloads the whole model from the Hub;
-- mirror, together: N nodes at once through one bucket;
-- mirror, in turn: N nodes one after another through a fresh bucket.
+- the 128 MiB model (4 shards of 32 MiB): one node alone without and with the mirror,
+  N nodes at once with and without it;
+- a 1 GiB single-file model: one node alone without the mirror, N nodes at once with it.
 
-Writes docs/fleet-benchmark.md. Run: `python -m benchmarks.fleet [--nodes N] [--shard-mib N]`.
+Each scenario runs `--runs` times, interleaved, each with a fresh bucket; the report gives
+the median. Two times per scenario: *ready*, from starting the processes until the last
+node's snapshot returned (its files verified and published: it can serve), and *exit*,
+until the last process ended (which waits for its background uploads). Hub copies are the
+file bytes FakeHub served divided by the model's size, exact.
+
+Writes docs/fleet-benchmark.md. Run: `python -m benchmarks.fleet [--nodes N] [--runs N]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,25 +38,34 @@ from tests.fleet._s3admin import create_bucket
 
 from modelfetch.testing import FakeHub, write_model_repo
 
-from ._common import MiB
+from ._common import GiB, MiB
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = ROOT / "tests" / "fleet" / "_node.py"
 RGW = ROOT / "scripts" / "rgw"
 
 
-@dataclass
-class Result:
-    """One scenario's outcome."""
+@dataclass(frozen=True)
+class Scenario:
+    """One row: which model, how many nodes, with or without the mirror."""
 
     name: str
+    repo: str
+    nodes: int
+    mirror: bool
+
+
+@dataclass
+class Run:
+    """One run of a scenario."""
+
+    ready: float
+    exit: float
     hub_bytes: int
-    node_seconds: list[float]
-    wall: float
 
 
 class Fleet:
-    """The gateway, the hub and a scratch folder for the run."""
+    """The gateway, the hub and a scratch folder for the runs."""
 
     def __init__(self, work: Path, hub: FakeHub, rgw_env: dict[str, str]) -> None:
         self.work, self.hub, self.rgw = work, hub, rgw_env
@@ -72,7 +91,7 @@ class Fleet:
         env = {
             **os.environ,
             "HF_ENDPOINT": self.hub.endpoint,
-            "HF_HUB_CACHE": str(self.work / f"cache{self.caches}"),
+            "HF_HUB_CACHE": str(self.work / "caches" / f"cache{self.caches}"),
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         }
@@ -89,80 +108,111 @@ class Fleet:
             )
         return env
 
-    def run(self, name: str, nodes: int, *, mirror: bool, together: bool) -> Result:
-        """Run `nodes` node processes, at once or in turn; measure Hub bytes and node times."""
-        bucket = self.bucket() if mirror else None
+    def run(self, scenario: Scenario) -> Run:
+        """Start the scenario's nodes at once; time them and count the Hub's bytes."""
+        bucket = self.bucket() if scenario.mirror else None
+        envs = [self.env(bucket) for _ in range(scenario.nodes)]
+        _drop_caches()
         before = self.hub.file_bytes_served()
-        start = time.perf_counter()
-        seconds: list[float] = []
-        if together:
-            procs = [(time.perf_counter(), self._start(bucket)) for _ in range(nodes)]
-            for began, proc in procs:
-                self._wait(proc)
-                seconds.append(time.perf_counter() - began)
-        else:
-            for _ in range(nodes):
-                began = time.perf_counter()
-                self._wait(self._start(bucket))
-                seconds.append(time.perf_counter() - began)
-        wall = time.perf_counter() - start
-        return Result(name, self.hub.file_bytes_served() - before, seconds, wall)
+        start = time.time()
+        procs = [self._start(scenario.repo, env) for env in envs]
+        ready = [self._wait(proc) for proc in procs]
+        ended = time.time()
+        shutil.rmtree(self.work / "caches", ignore_errors=True)
+        return Run(max(ready) - start, ended - start, self.hub.file_bytes_served() - before)
 
-    def _start(self, bucket: str | None) -> subprocess.Popen[str]:
+    @staticmethod
+    def _start(repo: str, env: dict[str, str]) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, str(NODE), "env", "org/model"],
-            env=self.env(bucket),
+            [sys.executable, str(NODE), "env", repo],
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
 
     @staticmethod
-    def _wait(proc: subprocess.Popen[str]) -> None:
-        _, err = proc.communicate(timeout=900)
+    def _wait(proc: subprocess.Popen[str]) -> float:
+        out, err = proc.communicate(timeout=900)
         if proc.returncode != 0:
             raise SystemExit(f"a node failed:\n{err[-2000:]}")
+        return float(json.loads(out.strip().splitlines()[-1])["ready_at"])
 
 
-def _report(results: list[Result], model_bytes: int, nodes: int, shard_mib: int) -> str:
-    baseline = results[0]
+def _drop_caches() -> None:
+    """Start each run with a cold page cache where allowed (root): runs are then comparable."""
+    subprocess.run(["sync"], check=False)
+    with contextlib.suppress(OSError):
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _report(
+    rows: dict[Scenario, list[Run]], sizes: dict[str, int], scenarios: list[Scenario], runs: int
+) -> str:
+    def med(scenario: Scenario, what: str) -> float:
+        return statistics.median(getattr(r, what) for r in rows[scenario])
+
+    alone, alone_mirror, together, together_plain, big_alone, big_together = scenarios
     lines = [
         "# Fleet benchmark",
         "",
         "Generated by `make bench-fleet` (`python -m benchmarks.fleet`); do not edit by hand.",
         "",
         f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}. "
-        f"Model: {model_bytes / MiB:.1f} MiB (4 safetensors shards of {shard_mib} MiB plus configs). "
-        f"{nodes} node processes, each with its own empty cache, configured only by environment "
-        "variables (the default stack; with `MODELFETCH_MIRROR_URL` set it is "
-        "`CachedSource(MirrorSource(upstream=HubSource()))`). FakeHub and a single-node Ceph "
-        "RADOS Gateway run on this same machine over loopback, so seconds measure CPU and disk "
-        "contention on 2 cores more than any network; the bytes are exact.",
+        f"Each node is a fresh interpreter with its own empty cache, configured only by environment "
+        "variables, running `modelfetch.snapshot_sync` through the default stack (with "
+        "`MODELFETCH_MIRROR_URL` set: `CachedSource(MirrorSource(upstream=HttpHubSource()))`). "
+        "FakeHub and a single-node Ceph RADOS Gateway run on this same machine over loopback: "
+        "every node, the Hub and Ceph share 2 cores and one disk, so seconds measure contention "
+        "more than any network; the bytes are exact. "
+        f"Median of {runs} runs per row, interleaved, page cache dropped before each.",
         "",
-        "| scenario | Hub bytes (MiB) | Hub bytes per node | vs baseline | node seconds | wall s |",
-        "|---|---|---|---|---|---|",
+        "*ready*: from starting the node processes until the last one's snapshot returned (files "
+        "verified and published; it can serve). *exit*: until the last process ended, which "
+        "waits for its background uploads.",
+        "",
+        "| scenario | ready s | exit s | Hub copies of the model | runs (ready s) |",
+        "|---|---|---|---|---|",
     ]
-    for r in results:
-        per_node = r.hub_bytes / nodes
-        lines.append(
-            f"| {r.name} | {r.hub_bytes / MiB:.1f} | {per_node / MiB:.1f} MiB "
-            f"({per_node / model_bytes:.2f} of the model) | {r.hub_bytes / baseline.hub_bytes:.2f}x | "
-            f"{', '.join(f'{s:.1f}' for s in r.node_seconds)} | {r.wall:.1f} |"
-        )
+    for s in scenarios:
+        copies = med(s, "hub_bytes") / sizes[s.repo]
+        each = ", ".join(f"{r.ready:.2f}" for r in rows[s])
+        lines.append(f"| {s.name} | {med(s, 'ready'):.2f} | {med(s, 'exit'):.2f} | {copies:.2f} | {each} |")
+
+    def ratio(a: Scenario, b: Scenario, what: str) -> str:
+        return f"{med(a, what) / med(b, what):.2f}x"
+
     lines += [
         "",
-        "Target: Hub bytes per node 1/N of the model with the mirror (here "
-        f"1/{nodes} = {1 / nodes:.2f}); the baseline is N full downloads.",
+        "| target (issue #28) | ready | exit | |",
+        "|---|---|---|---|",
+        f"| {together.nodes} nodes at once with the mirror <= 1.3x one node alone without | "
+        f"{ratio(together, alone, 'ready')} | {ratio(together, alone, 'exit')} | "
+        f"Hub copies {med(together, 'hub_bytes') / sizes[together.repo]:.2f} (target 1.0) |",
+        f"| one node alone with the mirror <= 1.2x without | {ratio(alone_mirror, alone, 'ready')} | "
+        f"{ratio(alone_mirror, alone, 'exit')} | |",
+        f"| 1 GiB file, {big_together.nodes} nodes at once <= 1.5x one node alone | "
+        f"{ratio(big_together, big_alone, 'ready')} | {ratio(big_together, big_alone, 'exit')} | "
+        f"Hub copies {med(big_together, 'hub_bytes') / sizes[big_together.repo]:.2f} (target 1.0) |",
+        f"| for scale: {together_plain.nodes} nodes at once without the mirror, vs one alone | "
+        f"{ratio(together_plain, alone, 'ready')} | {ratio(together_plain, alone, 'exit')} | "
+        f"Hub copies {med(together_plain, 'hub_bytes') / sizes[together_plain.repo]:.2f} |",
         "",
     ]
     return "\n".join(lines)
 
 
 def main() -> None:
-    """Run the three scenarios and write the report."""
+    """Run the scenarios and write the report."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--shard-mib", type=int, default=32)
+    parser.add_argument("--big-mib", type=int, default=GiB // MiB)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "fleet-benchmark.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="modelfetch-fleet-bench-"))
@@ -173,16 +223,34 @@ def main() -> None:
     try:
         rgw_env = dict(line.split("=", 1) for line in (rgw_dir / "env").read_text().split())
         model = write_model_repo(work / "model", shards=4, shard_size=args.shard_mib * MiB, seed=11)
-        model_bytes = sum(p.stat().st_size for p in model.folder.rglob("*") if p.is_file())
+        big = work / "big"
+        big.mkdir()
+        with open(big / "model.safetensors", "wb") as f:
+            for _ in range(args.big_mib):
+                f.write(os.urandom(MiB))
+        (big / "config.json").write_text('{"model_type": "big"}')
+        n = args.nodes
+        big_name = f"{args.big_mib} MiB single file"
+        scenarios = [
+            Scenario("128 MiB model: one node alone, no mirror", "org/model", 1, mirror=False),
+            Scenario("128 MiB model: one node alone, with the mirror", "org/model", 1, mirror=True),
+            Scenario(f"128 MiB model: {n} nodes at once, with the mirror", "org/model", n, mirror=True),
+            Scenario(f"128 MiB model: {n} nodes at once, no mirror", "org/model", n, mirror=False),
+            Scenario(f"{big_name}: one node alone, no mirror", "org/big", 1, mirror=False),
+            Scenario(f"{big_name}: {n} nodes at once, with the mirror", "org/big", n, mirror=True),
+        ]
         with FakeHub() as hub:
             hub.add_folder("org/model", model.folder)
+            hub.add_folder("org/big", big)
+            sizes = {"org/model": _folder_bytes(model.folder), "org/big": _folder_bytes(big)}
             fleet = Fleet(work, hub, rgw_env)
-            results = [
-                fleet.run("baseline: no mirror, together", args.nodes, mirror=False, together=True),
-                fleet.run("mirror, together", args.nodes, mirror=True, together=True),
-                fleet.run("mirror, in turn", args.nodes, mirror=True, together=False),
-            ]
-        report = _report(results, model_bytes, args.nodes, args.shard_mib)
+            rows: dict[Scenario, list[Run]] = {s: [] for s in scenarios}
+            fleet.run(scenarios[2])  # untimed: a new gateway's first writes are several times slower
+            for _ in range(args.runs):
+                for scenario in scenarios:
+                    rows[scenario].append(fleet.run(scenario))
+                    print(scenario.name, rows[scenario][-1], flush=True)
+        report = _report(rows, sizes, scenarios, args.runs)
         args.out.write_text(report)
         print(report)
     finally:

@@ -9,10 +9,12 @@
         the same through CachedSource(MirrorSource(options=...)) with 5 MiB parts, printing
         the mirror's stats too. Hooks, each a line on stdout the test can wait for:
         --hold-uploads   print {"phase": "fetched", "stats": ...} once the snapshot returned,
-                         and let no upload store anything until a line arrives on stdin
+                         and let no write-back (blob, part, manifest) store anything until
+                         a line arrives on stdin
         --hang-in-upload print "uploading" when the first upload is about to store
                          something, then hang there (to be killed)
         --announce-parts print "part START-END" each time a part is stored
+        --announce-claim print "claimed FILENAME" when it wins the claim on a file
         --announce-read  print "reading" once the first parts came from the bucket
 
 Prints one JSON line last: {"files": {path: sha256}, "stats": {...}}.
@@ -57,8 +59,9 @@ def _digests(folder: Path) -> dict[str, str]:
     }
 
 
-def _before_every_store(hook: Any) -> None:
-    """Run `hook(key)` in the uploading thread before the mirror stores a blob or a part."""
+def _before_every_store(hook: Any, prefixes: tuple[str, ...] = ("parts/",)) -> None:
+    """Run `hook(key)` in the uploading thread before the mirror stores a blob, or an object
+    under one of `prefixes` (parts; manifests too if asked)."""
     upload, create = Bucket.upload, Bucket.create
 
     def hooked_upload(self: Bucket, key: str, *args: Any, **kwargs: Any) -> None:
@@ -66,7 +69,7 @@ def _before_every_store(hook: Any) -> None:
         upload(self, key, *args, **kwargs)
 
     def hooked_create(self: Bucket, key: str, data: bytes | bytearray) -> str | None:
-        if key.startswith("parts/"):
+        if key.startswith(prefixes):
             hook(key)
         return create(self, key, data)
 
@@ -77,7 +80,7 @@ def _before_every_store(hook: Any) -> None:
 def _hold_uploads() -> None:
     go = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.readline(), go.set()), daemon=True).start()
-    _before_every_store(lambda key: go.wait())
+    _before_every_store(lambda key: go.wait(), ("parts/", "repos/"))  # not claims: not write-back
 
 
 def _hang_in_upload() -> None:
@@ -114,6 +117,16 @@ async def _explicit(repo: str, lease: float, hooks: list[str]) -> dict[str, obje
     return {"files": _digests(folder), "stats": stats}
 
 
+def _announce_claim() -> None:
+    claimant = MirrorSource._fetch_as_claimant
+
+    async def announced(self: MirrorSource, ref: Any, *args: Any) -> Any:
+        _line(f"claimed {ref.filename}")
+        return await claimant(self, ref, *args)
+
+    MirrorSource._fetch_as_claimant = announced  # type: ignore[method-assign]
+
+
 def _announce_read() -> None:
     pull_parts = ingest_module.pull_parts
     said = threading.Lock()
@@ -146,6 +159,8 @@ def main(argv: list[str]) -> None:
             _announce_parts()
         if "--announce-read" in hooks:
             _announce_read()
+        if "--announce-claim" in hooks:
+            _announce_claim()
         result = anyio.run(_explicit, repo, float(argv[2]), hooks)
     print(json.dumps(result), flush=True)
 

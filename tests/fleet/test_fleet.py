@@ -136,7 +136,7 @@ def test_a_fetch_returns_before_its_upload_and_aclose_waits_for_it(
     )
     fetched = json.loads(_lines_until(node, '{"phase"')[-1])["stats"]
     store = _store(gateway, bucket_name)
-    assert (fetched["uploads"], fetched["uploads_pending"]) == (0, len(digests))
+    assert (fetched["uploads"], fetched["uploads_pending"]) == (0, len(digests) + 1)  # and the listing
     assert not _keys(store, "blobs/")
     assert not _keys(store, "parts/")
     assert len(_keys(store, "claims/")) == len(digests)  # but every blob is still claimed
@@ -212,18 +212,20 @@ def test_a_second_node_reads_a_large_files_parts_while_the_first_still_fetches_i
     """Node B reads the parts A has published while A's Hub download is held: the Hub sends one copy."""
     digests, big = _big_model(fake_hub)
     hold = threading.Event()
-    fake_hub.inject(Fault(hold=hold, stall_after=17 * MiB), method="GET", path="model.safetensors", times=1)
+    big_body = f"/cdn/{digests['model.safetensors']}"  # not the redirect to it: the body
+    fake_hub.inject(Fault(hold=hold, stall_after=17 * MiB), method="GET", path=big_body, times=1)
     first = _start(
-        ["explicit", "org/big", "30", "--announce-parts"],
+        ["explicit", "org/big", "30", "--announce-claim"],
         _environment(fake_hub, tmp_path / "a", gateway, bucket_name),
     )
     try:
-        _lines_until(first, "part ")  # A has published its first part; the rest is held at the Hub
+        _lines_until(first, "claimed model.safetensors")  # A fetches it; the Hub holds it at 17 MiB
         second = _start(
             ["explicit", "org/big", "30", "--announce-read"],
             _environment(fake_hub, tmp_path / "b", gateway, bucket_name),
         )
-        _lines_until(second, "reading")  # B is reading A's parts while A still waits for the Hub
+        # B finds A's claim and says it waits; A publishes what it has; B reads it, A still held.
+        _lines_until(second, "reading")
     finally:
         hold.set()
     a, b = _finish(first), _finish(second)
@@ -238,29 +240,31 @@ def test_a_second_node_reads_a_large_files_parts_while_the_first_still_fetches_i
 def test_a_claimant_killed_mid_file_is_taken_over_after_the_parts_it_published(
     fake_hub: FakeHub, tmp_path: Path, gateway: Gateway, bucket_name: str
 ) -> None:
-    """A dies 17 MiB into a 24 MiB file (3 parts of 5 MiB published): B reads them, waits for A's claim
-    to lapse, and fetches only the rest from the Hub, from the end of A's last part."""
+    """A dies 17 MiB into a 24 MiB file (3 parts of 5 MiB published for B, who waits): B reads them,
+    waits for A's claim to lapse, and fetches only the rest from the Hub, from the end of A's last part."""
     digests, big = _big_model(fake_hub)
     hold = threading.Event()
-    fake_hub.inject(Fault(hold=hold, stall_after=17 * MiB), method="GET", path="model.safetensors", times=1)
+    big_body = f"/cdn/{digests['model.safetensors']}"  # not the redirect to it: the body
+    fake_hub.inject(Fault(hold=hold, stall_after=17 * MiB), method="GET", path=big_body, times=1)
     victim = _start(
-        ["explicit", "org/big", "2", "--announce-parts"],
+        ["explicit", "org/big", "2", "--announce-claim", "--announce-parts"],
         _environment(fake_hub, tmp_path / "a", gateway, bucket_name),
     )
     try:
-        _lines_until(victim, f"part {10 * MiB}-{15 * MiB}")
+        _lines_until(victim, "claimed model.safetensors")
+        second = _start(
+            ["explicit", "org/big", "2"], _environment(fake_hub, tmp_path / "b", gateway, bucket_name)
+        )
+        _lines_until(victim, f"part {10 * MiB}-{15 * MiB}")  # B waits: A publishes what it has
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=60)
     finally:
         hold.set()
     store = _store(gateway, bucket_name)
     etag = digests["model.safetensors"]
-    assert len(_keys(store, f"parts/{etag}/")) == 3
     assert not _keys(store, "blobs/" + etag)
 
-    result = _finish(
-        _start(["explicit", "org/big", "2"], _environment(fake_hub, tmp_path / "b", gateway, bucket_name))
-    )
+    result = _finish(second)
     assert result["files"] == digests
     stats = result["stats"]
     assert isinstance(stats, dict)

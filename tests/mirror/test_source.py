@@ -168,6 +168,7 @@ async def test_an_unreachable_bucket_falls_back_to_the_hub_with_one_warning(
     caplog.set_level(logging.WARNING, logger="modelfetch.mirror")
     async with MirrorSource(bucket=down, upstream=HttpHubSource(settings), settings=settings) as m:
         folder = await modelfetch.snapshot("org/model", source=m)
+        await m.flush()  # the write-back of the listing, in the background, fails too
         stats = m.stats()
         errors = stats.bucket_errors
         fake_hub.add_file("org/other", "config.json", b"{}")

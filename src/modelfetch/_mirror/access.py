@@ -53,6 +53,11 @@ class BucketAccess:
             log.warning("mirror %s: trying the bucket again", self.url)
         return verdict is not Verdict.SKIP
 
+    def in_outage(self) -> bool:
+        """Whether the bucket is being skipped now (say, by a background job about to start)."""
+        with self._lock:
+            return self._breaker.open()
+
     def failed(self, exc: BucketUnavailableError, action: str = "reading") -> None:
         """Count a bucket failure; skip the bucket for `retry_after` s, warning once per outage."""
         with self._lock:

@@ -43,6 +43,10 @@ class Breaker:
             return Verdict.RETRY
         return Verdict.USE
 
+    def open(self) -> bool:
+        """Whether an outage is being waited out now (no side effect, unlike `check`)."""
+        return self.clock() < self._until
+
     def trip(self) -> bool:
         """Record a failure: skip the dependency for `pause` seconds. Whether an outage starts now."""
         self._until = self.clock() + self.pause

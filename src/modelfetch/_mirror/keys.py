@@ -13,6 +13,8 @@ Layout (under the bucket URL's prefix)::
                                                             to 20 digits: listed in order)
     claims/<etag>                                           {"owner", "expires"}: a node
                                                             is fetching this blob upstream
+    wanted/<etag>                                           empty: another node waits for
+                                                            this large blob's parts
 
 Blobs are content-addressed, so two writers of one key always write the same bytes. Entries
 and listings describe a commit, which never changes, so they are written once
@@ -59,6 +61,11 @@ def decode_part_key(key: str, etag: str, size: int) -> tuple[int, int] | None:
         return None
     start, end = int(first), int(last)
     return (start, end) if 0 <= start < end <= size else None
+
+
+def wanted_key(etag: str) -> str:
+    """The key a node waiting for a large blob creates, so that its claimant publishes parts at once."""
+    return f"wanted/{etag}"
 
 
 def claim_key(etag: str) -> str:

@@ -16,6 +16,7 @@ anything is published (`PartialBlob.verify`).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import threading
@@ -28,12 +29,14 @@ from .._store.layout import CacheLayout
 from .._store.partial import PartialBlob, partial_paths, peek_watermark
 from .._store.pull import Abandoned, Gate, Tally, pull
 from .bucket import Bucket, BucketUnavailableError
-from .keys import blob_key, decode_part_key, part_key, parts_prefix
+from .keys import blob_key, decode_part_key, part_key, parts_prefix, wanted_key
 
 log = logging.getLogger("modelfetch.mirror")
 
 _MAX_PARTS = 1000  # one listing page: a huge blob gets larger parts instead of more
 _FOLLOW_EVERY = 0.1  # seconds between looks at the watermark of the file being fetched
+_WANTED_EVERY = 0.2  # seconds between looks for a node waiting for the blob
+_SENDERS = 4  # parts of one blob sent at once: radosgw takes 172 MiB/s with 1, 288 with 4
 
 
 def plan(size: int, part_size: int) -> list[tuple[int, int]]:
@@ -95,11 +98,13 @@ def pull_parts(
 class PartPublisher:
     """Publishes one blob's parts while this node fetches it from upstream, then the rest.
 
-    `start` follows the blob's partial file in the local cache from a thread of its own:
-    every part below the watermark its writer records is read back and stored. `finish`
-    (after the blob is published locally) stores the remaining parts from the blob itself.
-    Parts a node that fetched earlier (and died) already stored are not sent again. At most
-    one part is in memory per publisher, and only while `slots` lets it.
+    `start` follows the fetch from a thread of its own. Once another node has said it waits
+    for the blob (`wanted/<etag>`), every part below the watermark the writer of the local
+    partial file records is read back and stored; until then nothing is sent, so a node
+    fetching alone does not slow its own fetch with uploads. `finish` (after the blob is
+    published locally) stores the remaining parts from the blob itself. Parts a node that
+    fetched earlier (and died) already stored are not sent again. Parts go up `_SENDERS` at
+    a time, and one is in memory only while it holds one of the shared `slots`.
     """
 
     def __init__(
@@ -121,12 +126,12 @@ class PartPublisher:
         self._slots = slots
         self._sent = sent
         self._keys: list[str] = []  # parts this publisher stored
-        self._lock = threading.Lock()  # `_todo`: the following thread, then `finish`
+        self._lock = threading.Lock()  # `_todo` and `_keys`: the following thread, then `finish`
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Begin following the partial file (returns at once)."""
+        """Begin following the fetch (returns at once)."""
         self._thread = threading.Thread(target=self._follow, name="modelfetch-parts", daemon=True)
         self._thread.start()
 
@@ -149,13 +154,12 @@ class PartPublisher:
         try:
             with self._lock:
                 todo, self._todo = self._todo, []
-            for first, end in todo:
-                if abandoned.is_set():
-                    raise Abandoned
-                if not self._send(fd, first, end):
-                    raise OSError(f"{self._blob} is shorter than its listed size")
+            if len(self._send_many(fd, todo, abandoned)) < len(todo):
+                raise OSError(f"{self._blob} is shorter than its listed size")
         finally:
             os.close(fd)
+        with contextlib.suppress(BucketUnavailableError):
+            self._bucket.delete(wanted_key(self._etag))
         return bool(self._keys)
 
     def withdraw(self) -> None:
@@ -170,6 +174,9 @@ class PartPublisher:
     def _follow(self) -> None:
         lower_this_thread()
         try:
+            while not self._bucket.exists(wanted_key(self._etag)):
+                if self._stop.wait(_WANTED_EVERY):
+                    return
             present = {key for key, _ in self._bucket.list(parts_prefix(self._etag))}
             with self._lock:
                 self._todo = [(a, b) for a, b in self._todo if part_key(self._etag, a, b) not in present]
@@ -178,20 +185,56 @@ class PartPublisher:
                 mark = peek_watermark(self._root, self._blob)
                 with self._lock:
                     ready = [(a, b) for a, b in self._todo if b <= mark]
-                    if not ready:
-                        continue
-                    fd = open_regular(self._root, path)
+                    fd = open_regular(self._root, path) if ready else None
                     if fd is None:
                         continue
                     try:
-                        for first, end in ready:
-                            if self._stop.is_set() or not self._send(fd, first, end):
-                                break
-                            self._todo.remove((first, end))
+                        for part in self._send_many(fd, ready, self._stop):
+                            self._todo.remove(part)
                     finally:
                         os.close(fd)
         except (BucketUnavailableError, OSError) as exc:  # `finish` sends what is left
             log.info("mirror %s: publishing parts while fetching stopped: %s", self._bucket.url, exc)
+
+    def _send_many(
+        self, fd: int, parts: list[tuple[int, int]], stop: threading.Event
+    ) -> list[tuple[int, int]]:
+        """Store `parts` of `fd`, `_SENDERS` at a time, until `stop` is set; those stored, in order.
+
+        A part past the end of the file is not stored (nor any after it). Raises what a
+        sender raised, after every sender of its batch has ended.
+        """
+        stored: list[tuple[int, int]] = []
+        for batch in (parts[i : i + _SENDERS] for i in range(0, len(parts), _SENDERS)):
+            if stop.is_set():
+                if stop is not self._stop:
+                    raise Abandoned
+                break
+            outcome: dict[tuple[int, int], bool | BaseException] = {}
+            threads = [
+                threading.Thread(target=self._send_into, args=(outcome, fd, part), daemon=True)
+                for part in batch
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            for part in batch:
+                result = outcome[part]
+                if isinstance(result, BaseException):
+                    raise result
+                if not result:
+                    return stored
+                stored.append(part)
+        return stored
+
+    def _send_into(
+        self, outcome: dict[tuple[int, int], bool | BaseException], fd: int, part: tuple[int, int]
+    ) -> None:
+        try:
+            outcome[part] = self._send(fd, *part)
+        except BaseException as exc:  # handed to `_send_many`'s caller
+            outcome[part] = exc
 
     def _send(self, fd: int, first: int, end: int) -> bool:
         """Store bytes `first..end-1` of `fd` as their part; False if the file is not that long."""
@@ -201,7 +244,7 @@ class PartPublisher:
                 return False
             key = part_key(self._etag, first, end)
             if self._bucket.create(key, data) is not None:
-                self._keys.append(key)
+                self._keys.append(key)  # from several sender threads: list.append is atomic
                 self._sent(len(data))
         return True
 

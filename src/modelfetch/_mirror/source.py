@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from obstore.store import ObjectStore
 from .claims import HeldClaim, Keeper, release_quietly, try_claim
 from .ingest import ingest, link_local
+from .keys import wanted_key
 from .manifests import Manifests
 from .options import MirrorOptions, MirrorStats
 from .parts import PartPublisher
@@ -149,6 +150,15 @@ class MirrorSource(AsyncResource):
         """The counters so far (see `MirrorStats`)."""
         return self._access.stats(uploads_pending=self._uploads.pending)
 
+    async def flush(self) -> None:
+        """Wait until every upload started so far has finished (or failed: see `stats()`).
+
+        A fetch returns before its upload to the bucket is done; `aclose()` waits for them
+        too, with a bound. Use this to be sure the bucket has what this node fetched without
+        closing the source (a job that pre-seeds, a test). Cancellable: the uploads go on.
+        """
+        await anyio.to_thread.run_sync(self._uploads.wait, abandon_on_cancel=True)
+
     async def aclose(self) -> None:
         """Wait for the background uploads (at most `MirrorOptions.close_timeout` s), then close upstream.
 
@@ -183,7 +193,8 @@ class MirrorSource(AsyncResource):
         self._manifests.remember(listing)
         if not repo.is_pinned:
             await self._access.run(self._store.record_ref, repo, repo.revision, listing.commit)
-        await self._write_back.listing(listing)
+        if self._write_back.enabled and self._access.usable():
+            self._uploads.submit(self._write_back.listing_job(listing), None, listing.repo)
         return listing
 
     async def _locate(self, ref: AssetRef) -> tuple[str, ListedFile | None]:
@@ -220,11 +231,15 @@ class MirrorSource(AsyncResource):
                 if pulled:  # parts of it are arriving: look again soon, and do not give up
                     pending.interval = _FIRST_POLL
                     pending.deadline = self._clock() + self.options.max_wait
+                if not self._write_back.enabled:  # nothing will be uploaded: no claim to wait for
+                    break
                 claim = await self._access.run(
                     try_claim, self.bucket, entry.etag, self._owner, self.options.lease, self._clock()
                 )
                 if isinstance(claim, HeldClaim):
                     return await self._fetch_as_claimant(ref, commit, entry, claim, progress)
+                if not pending.waited and entry.size > self.options.part_size:
+                    await self._access.run(self.bucket.create, wanted_key(entry.etag), b"")
             except BucketUnavailableError as exc:
                 self._access.failed(exc)
                 break

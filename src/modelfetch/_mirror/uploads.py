@@ -56,6 +56,11 @@ class Uploads:
         thread.daemon = True  # a process that exits without `aclose()` lets its claims lapse
         thread.start()
 
+    def wait(self) -> None:
+        """Wait until no job is queued or running (blocking; see `MirrorSource.flush`)."""
+        with self._done:
+            self._done.wait_for(lambda: self._pending == 0)
+
     def drain(self, timeout: float) -> int:
         """Wait up to `timeout` s for every job; abandon those still running. How many were abandoned."""
         with self._done:
@@ -70,7 +75,7 @@ class Uploads:
         lower_this_thread()
         try:
             with self._slots:
-                if not abandon.is_set():
+                if not abandon.is_set() and not self._access.in_outage():  # skipped: another node uploads
                     job(abandon)
         except Abandoned:
             log.warning("mirror %s: the upload of %s was abandoned at close", self._access.url, what)

@@ -120,12 +120,14 @@ class WriteBack:
                 on_chunk=count,
             )
 
-    async def listing(self, listing: RepoListing) -> None:
-        """Upload the manifest of `listing` (when every file has a content id)."""
-        if self.enabled and all(safe_blob_name(f.etag) for f in listing.files) and self._access.usable():
-            await self.run(
-                self._bucket.create, listing_key(listing.repo, listing.commit), encode_listing(listing)
-            )
+    def listing_job(self, listing: RepoListing) -> Job:
+        """A background job: the manifest of `listing` (when every file has a content id)."""
+
+        def job(abandon: threading.Event) -> None:
+            if all(safe_blob_name(f.etag) for f in listing.files):
+                self._bucket.create(listing_key(listing.repo, listing.commit), encode_listing(listing))
+
+        return job
 
     async def run(self, func: Callable[..., Any], *args: Any, strict: bool = False) -> Any:
         """`func(*args)` in a worker thread; its result, or None after a logged, counted failure.
