@@ -14,7 +14,9 @@ Layout (under the bucket URL's prefix)::
     claims/<etag>                                           {"owner", "expires"}: a node
                                                             is fetching this blob upstream
     wanted/<etag>                                           empty: another node waits for
-                                                            this large blob's parts
+                                                            this blob, so its claimant
+                                                            uploads it now (a large one
+                                                            part by part as it arrives)
 
 Blobs are content-addressed, so two writers of one key always write the same bytes. Entries
 and listings describe a commit, which never changes, so they are written once
@@ -64,7 +66,7 @@ def decode_part_key(key: str, etag: str, size: int) -> tuple[int, int] | None:
 
 
 def wanted_key(etag: str) -> str:
-    """The key a node waiting for a large blob creates, so that its claimant publishes parts at once."""
+    """The key a node waiting for a blob creates, so that its claimant uploads it at once."""
     return f"wanted/{etag}"
 
 

@@ -216,6 +216,13 @@ class MirrorSource(AsyncResource):
 
     async def resolve(self, ref: AssetRef, *, progress: ProgressCallback | None = None) -> ResolvedAsset:
         """Fetch `ref` from the local cache, the bucket, or upstream (writing it back)."""
+        self._uploads.fetching(+1)
+        try:
+            return await self._resolve(ref, progress)
+        finally:
+            self._uploads.fetching(-1)
+
+    async def _resolve(self, ref: AssetRef, progress: ProgressCallback | None) -> ResolvedAsset:
         commit, entry = await self._locate(ref)
         if entry is None:  # no content id (a plain folder upstream): nothing to share
             return await self._from_upstream(ref, commit, progress)
@@ -238,7 +245,7 @@ class MirrorSource(AsyncResource):
                 )
                 if isinstance(claim, HeldClaim):
                     return await self._fetch_as_claimant(ref, commit, entry, claim, progress)
-                if not pending.waited and entry.size > self.options.part_size:
+                if not pending.waited:  # its claimant then uploads at once, a large one in parts
                     await self._access.run(self.bucket.create, wanted_key(entry.etag), b"")
             except BucketUnavailableError as exc:
                 self._access.failed(exc)
@@ -340,7 +347,7 @@ class MirrorSource(AsyncResource):
                     if publisher is not None
                     else self._write_back.blob_job(ref, commit, entry)
                 )
-                self._uploads.submit(job, held, ref)
+                self._uploads.submit(job, held, ref, wanted=wanted_key(entry.etag))
                 handed_over = True
             return got
         finally:

@@ -4,7 +4,9 @@ A node's fetch returns as soon as its own copy is verified and published; sendin
 to the bucket for the other nodes is a job for `Uploads`, in threads of its own (at most
 `MirrorOptions.uploads` at once, 10 steps nicer than the process, like the transfer
 threads). Each job holds the blob's claim (renewed by the `Keeper`) until its upload is
-complete, then releases it. `drain` is what `MirrorSource.aclose()` waits on: every job,
+complete, then releases it. An upload no other node has asked for (`wanted/<etag>`) waits
+until this mirror has no fetch in flight, so a node fetching alone is not slowed by its
+own write-back. `drain` is what `MirrorSource.aclose()` waits on: every job,
 for at most `close_timeout` seconds; after that the jobs are told to stop at their next
 chunk and their claims are released (or lapse), so another node uploads instead. Threads,
 not tasks: a job outlives the task and even the event loop that started it (the sync
@@ -26,6 +28,8 @@ from .claims import HeldClaim, Keeper, release_quietly
 
 log = logging.getLogger("modelfetch.mirror")
 
+_WANTED_EVERY = 0.2  # seconds between looks for a node waiting for a deferred upload
+
 Job = Callable[[threading.Event], None]
 """A blocking upload; it checks the event (set: abandoned) between chunks and raises `Abandoned`."""
 
@@ -40,6 +44,7 @@ class Uploads:
         self._done = threading.Condition()
         self._pending = 0
         self._abandon = threading.Event()  # replaced after each `drain` that abandoned jobs
+        self._fetching = 0  # fetches of this mirror in flight: uploads nobody waits for wait for them
 
     @property
     def pending(self) -> int:
@@ -47,12 +52,24 @@ class Uploads:
         with self._done:
             return self._pending
 
-    def submit(self, job: Job, held: HeldClaim | None, what: object) -> None:
-        """Run `job` in the background, then release `held` (already kept renewed by the keeper)."""
+    def fetching(self, delta: int) -> None:
+        """A fetch of this mirror began (+1) or ended (-1)."""
+        with self._done:
+            self._fetching += delta
+            self._done.notify_all()
+
+    def submit(self, job: Job, held: HeldClaim | None, what: object, *, wanted: str | None = None) -> None:
+        """Run `job` in the background, then release `held` (already kept renewed by the keeper).
+
+        With `wanted` (a key), the job first waits until this mirror has no fetch in flight or
+        the key exists in the bucket (another node waits for this upload): a node fetching
+        alone does not slow its own fetches with uploads nobody is waiting for.
+        """
         with self._done:
             self._pending += 1
             abandon = self._abandon
-        thread = threading.Thread(target=self._run, args=(job, held, what, abandon), name="modelfetch-upload")
+        args = (job, held, what, abandon, wanted)
+        thread = threading.Thread(target=self._run, args=args, name="modelfetch-upload")
         thread.daemon = True  # a process that exits without `aclose()` lets its claims lapse
         thread.start()
 
@@ -71,9 +88,26 @@ class Uploads:
                 self._abandon = threading.Event()
         return left
 
-    def _run(self, job: Job, held: HeldClaim | None, what: object, abandon: threading.Event) -> None:
+    def _await_turn(self, wanted: str, abandon: threading.Event) -> None:
+        """Return once no fetch is in flight or `wanted` exists in the bucket; `Abandoned` if told."""
+        while True:
+            with self._done:
+                if self._fetching <= 0:
+                    return
+            if self._access.bucket.exists(wanted):
+                return
+            with self._done:
+                self._done.wait_for(lambda: self._fetching <= 0 or abandon.is_set(), _WANTED_EVERY)
+            if abandon.is_set():
+                raise Abandoned
+
+    def _run(
+        self, job: Job, held: HeldClaim | None, what: object, abandon: threading.Event, wanted: str | None
+    ) -> None:
         lower_this_thread()
         try:
+            if wanted is not None:
+                self._await_turn(wanted, abandon)
             with self._slots:
                 if not abandon.is_set() and not self._access.in_outage():  # skipped: another node uploads
                     job(abandon)

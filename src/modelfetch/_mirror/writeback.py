@@ -27,7 +27,7 @@ from .._store.pull import Abandoned
 from .access import BucketAccess
 from .bucket import BucketUnavailableError
 from .bucket import to_fetch_error as bucket_error
-from .keys import blob_key, encode_entry, encode_listing, entry_key, listing_key
+from .keys import blob_key, encode_entry, encode_listing, entry_key, listing_key, wanted_key
 from .parts import PartPublisher, complete_in, listed_parts
 from .uploads import Job
 
@@ -71,6 +71,7 @@ class WriteBack:
                 for _, _, key in listed_parts(self._bucket, entry):
                     self._bucket.delete(key)
             self.send_blob(ref, commit, entry, stop)
+            self._bucket.delete(wanted_key(entry.etag))
 
         return job
 
