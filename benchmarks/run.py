@@ -279,9 +279,8 @@ def verdicts(
     )
     out.append(("1 file: native CPU s/GiB <= 1.3x curl's", f"{cpu / curl_cpu:.2f}x", cpu <= 1.3 * curl_cpu))
     hub = _fig(rows, "large", "ours:hub", "MB_s")
-    out.append(
-        ("HubSource (--backend threads, verifying) >= 0.97x hf_hub_download", f"{hub / hf:.2f}x", hub / hf >= 0.97)
-    )
+    label = "HubSource (--backend threads, verifying) >= 0.97x hf_hub_download"
+    out.append((label, f"{hub / hf:.2f}x", hub / hf >= 0.97))
     bare = _fig(rows, "large", "ours:hub-noverify", "MB_s")
     out.append(("HubSource(verify=False) >= 0.97x hf_hub_download", f"{bare / hf:.2f}x", bare / hf >= 0.97))
     for name in ("ours:hub", "ours:httpx", "ours:native"):

@@ -207,9 +207,13 @@ def test_the_first_default_fetch_imports_the_hub_client_off_the_loop(tmp_path: P
     assert done.stdout.strip() == "worker", done.stderr
 
 
-async def test_a_failed_snapshot_says_what_was_fetched_and_what_was_stopped() -> None:
+async def test_a_failed_snapshot_says_what_was_fetched_and_what_was_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """One failure among five files, one at a time: the message counts fetched, stopped and bytes left."""
     from modelfetch._api import fetch_many
+
+    monkeypatch.setattr("modelfetch._api.random.randrange", lambda n: 0)  # in listing order
 
     class Failing:
         async def resolve(
@@ -227,3 +231,32 @@ async def test_a_failed_snapshot_says_what_was_fetched_and_what_was_stopped() ->
     assert "1 of 5 files failed (1 fetched, 3 stopped at the first failure; 40 bytes still to fetch)" in str(
         caught.value
     )
+
+
+async def test_a_snapshot_starts_at_a_random_file_and_fetches_every_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nodes snapshotting one model at once begin on different files (so each claims different ones
+    through a shared mirror): the order is the listing's, rotated to a random start."""
+    from modelfetch._api import fetch_many
+
+    asked: list[str] = []
+
+    class Recording:
+        async def resolve(
+            self, ref: modelfetch.AssetRef, *, progress: object = None
+        ) -> modelfetch.ResolvedAsset:
+            asked.append(ref.filename)
+            origin = modelfetch.Origin.MEMORY
+            return modelfetch.ResolvedAsset(ref, Path("/nowhere") / ref.filename, "c" * 40, 1, "", origin)
+
+    names = ["a", "b", "c", "d", "e"]
+    starts = iter([3, 0])
+    monkeypatch.setattr("modelfetch._api.random.randrange", lambda n: next(starts))
+    pinned = modelfetch.RepoRef("org/m", "c" * 40)
+    got = await fetch_many(Recording(), pinned, names, max_workers=1)  # type: ignore[arg-type]
+    assert asked == ["d", "e", "a", "b", "c"]
+    assert sorted(got) == names
+    asked.clear()
+    await fetch_many(Recording(), pinned, names, max_workers=1)  # type: ignore[arg-type]
+    assert asked == names

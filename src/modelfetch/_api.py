@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -169,7 +170,12 @@ async def fetch_many(
     errors: dict[str, FetchError] = {}
     totals = SnapshotProgress(progress, {n: sizes.get(n, 0) for n in names}) if progress and sizes else None
 
-    pending = iter(names)  # shared: each worker takes the next name when it is free
+    # Each worker takes the next name when it is free, starting at a random place in the list:
+    # nodes of a fleet that snapshot the same model at once (through a shared mirror) then
+    # begin on different files, and each claims different ones instead of all queueing
+    # behind whichever node claimed the first few.
+    start = random.randrange(len(names)) if names else 0
+    pending = iter(names[start:] + names[:start])
 
     async def worker() -> None:
         for name in pending:
