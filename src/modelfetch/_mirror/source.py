@@ -347,8 +347,11 @@ class MirrorSource(AsyncResource):
                     if publisher is not None
                     else self._write_back.blob_job(ref, commit, entry)
                 )
-                self._uploads.submit(job, held, ref, wanted=wanted_key(entry.etag))
+                large = publisher is not None  # deferred while this node fetches, unless wanted
+                self._uploads.submit(job, held, ref, wanted=wanted_key(entry.etag) if large else None)
                 handed_over = True
+                if self._uploads.crowded:  # uploads fell far behind: let them catch up
+                    await anyio.to_thread.run_sync(self._uploads.room, abandon_on_cancel=True)
             return got
         finally:
             if not handed_over:
