@@ -131,8 +131,8 @@ def _announce_read() -> None:
     pull_parts = ingest_module.pull_parts
     said = threading.Lock()
 
-    def announced(bucket: Bucket, partial: Any, entry: Any, start: int, check: Any) -> int:
-        reached = pull_parts(bucket, partial, entry, start, check)
+    def announced(bucket: Bucket, partial: Any, entry: Any, start: int, *rest: Any) -> int:
+        reached = pull_parts(bucket, partial, entry, start, *rest)
         if reached > start and said.acquire(blocking=False):
             _line("reading")
         return reached

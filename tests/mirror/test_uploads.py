@@ -85,3 +85,20 @@ def test_drain_abandons_what_is_queued_and_tells_the_running_job() -> None:
     uploads.wait()
     assert seen.is_set()
     assert ran == []
+
+
+def test_a_full_queue_runs_deferred_uploads_so_a_fetch_waiting_for_room_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deferred uploads that fill the queue while a fetch is in flight run anyway (no deadlock)."""
+    monkeypatch.setattr(uploads_module, "MAX_QUEUED", 2)
+    uploads, _ = _uploads()
+    uploads.fetching(+1)
+    first = threading.Event()
+    uploads.submit(lambda abandon: first.set(), None, "a", wanted="wanted/a")
+    uploads.submit(lambda abandon: None, None, "b", wanted="wanted/b")
+    uploads.room()  # returns: the full queue let a deferred job run although a fetch is in flight
+    assert first.wait(10)
+    uploads.fetching(-1)  # the other one runs once the fetch is over
+    uploads.wait()
+    assert uploads.pending == 0

@@ -19,7 +19,7 @@ from .._store.partial import PartialBlob
 from .._store.pull import Gate, Tally, pull
 from .bucket import Bucket
 from .keys import blob_key
-from .parts import pull_parts
+from .parts import listed_parts, pull_parts
 
 
 def link_local(store: BlobStore, ref: AssetRef, commit: str, entry: ListedFile) -> ResolvedAsset | None:
@@ -56,14 +56,15 @@ def ingest(
         if local is not None:
             return local, 0
         whole = bucket.exists(blob_key(entry.etag))
-        if not whole and not parts:
+        listed = listed_parts(bucket, entry) if parts and not whole else []
+        if not whole and not listed:  # nothing to read: no partial file touched
             return None, 0
         partial = store.partial(ref, entry.etag, entry.etag, entry.size)
         start = partial.open()
         try:
             watch.started(entry.size, start)
             try:
-                reached = _fill(bucket, partial, entry, start, watch, whole)
+                reached = _fill(bucket, partial, entry, start, watch, listed)
                 if reached < entry.size:
                     return None, reached - start
                 partial.verify()
@@ -81,11 +82,17 @@ def ingest(
 
 
 def _fill(
-    bucket: Bucket, partial: PartialBlob, entry: ListedFile, start: int, watch: TransferWatch, whole: bool
+    bucket: Bucket,
+    partial: PartialBlob,
+    entry: ListedFile,
+    start: int,
+    watch: TransferWatch,
+    parts: list[tuple[int, int, str]],
 ) -> int:
-    """Write what the bucket has of the blob from `start` on; the offset reached."""
-    if not whole:
-        return pull_parts(bucket, partial, entry, start, watch.advanced)
+    """Write what the bucket has of the blob from `start` on (from `parts` when listed, else
+    from the whole blob); the offset reached."""
+    if parts:
+        return pull_parts(bucket, partial, entry, start, watch.advanced, parts)
     chunks = bucket.stream(blob_key(entry.etag), start)
     if chunks is None:  # deleted since we looked
         return start

@@ -65,9 +65,12 @@ def decode_part_key(key: str, etag: str, size: int) -> tuple[int, int] | None:
     return (start, end) if 0 <= start < end <= size else None
 
 
+WANTED_PREFIX = "wanted/"
+
+
 def wanted_key(etag: str) -> str:
     """The key a node waiting for a blob creates, so that its claimant uploads it at once."""
-    return f"wanted/{etag}"
+    return f"{WANTED_PREFIX}{etag}"
 
 
 def claim_key(etag: str) -> str:

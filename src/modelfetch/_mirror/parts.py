@@ -69,13 +69,18 @@ def complete_in(bucket: Bucket, entry: ListedFile) -> bool:
 
 
 def pull_parts(
-    bucket: Bucket, partial: PartialBlob, entry: ListedFile, start: int, check: Callable[[int], None]
+    bucket: Bucket,
+    partial: PartialBlob,
+    entry: ListedFile,
+    start: int,
+    check: Callable[[int], None],
+    parts: list[tuple[int, int, str]],
 ) -> int:
-    """Write the bucket's parts that continue `partial` from `start` into it; the new watermark.
+    """Write the `parts` (as `listed_parts` gave them) that continue `partial` from `start` into
+    it; the new watermark.
 
     Stops at the first byte no part covers, or at a part that is gone or shorter than listed.
     """
-    parts = listed_parts(bucket, entry)
     starts = [p[0] for p in parts]
     position = start
     while position < entry.size:

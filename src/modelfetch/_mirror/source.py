@@ -347,8 +347,7 @@ class MirrorSource(AsyncResource):
                     if publisher is not None
                     else self._write_back.blob_job(ref, commit, entry)
                 )
-                large = publisher is not None  # deferred while this node fetches, unless wanted
-                self._uploads.submit(job, held, ref, wanted=wanted_key(entry.etag) if large else None)
+                self._uploads.submit(job, held, ref, wanted=wanted_key(entry.etag))  # see Uploads
                 handed_over = True
                 if self._uploads.crowded:  # uploads fell far behind: let them catch up
                     await anyio.to_thread.run_sync(self._uploads.room, abandon_on_cancel=True)

@@ -6,9 +6,9 @@ to the bucket for the other nodes is a job for `Uploads`: a queue served by at m
 transfer threads). Each job holds the blob's claim (renewed by the `Keeper`) until its
 upload is complete, then releases it.
 
-- A large upload no other node has asked for (`wanted/<etag>`) waits until this mirror has
-  no fetch in flight, so a node fetching alone is not slowed by its own write-back; other
-  jobs run in turn meanwhile.
+- An upload no other node has asked for (`wanted/<etag>`) waits until this mirror has no
+  fetch in flight (or the queue is full), so a node fetching alone is not slowed by its own
+  write-back; uploads another node waits for run meanwhile.
 - The queue is bounded: a fetch that would queue more than `MAX_QUEUED` uploads waits for
   room (`room`), so claims held and work owed stay bounded however many files a snapshot has.
 - `drain` is what `MirrorSource.aclose()` waits on: every job, for at most `close_timeout`
@@ -32,6 +32,7 @@ from .._store.pull import Abandoned
 from .access import BucketAccess
 from .bucket import BucketUnavailableError
 from .claims import HeldClaim, Keeper, release_quietly
+from .keys import WANTED_PREFIX
 
 log = logging.getLogger("modelfetch.mirror")
 
@@ -122,8 +123,9 @@ class Uploads:
 
     def _next(self) -> _Queued | None:
         """The first queued job that may run now, taken off the queue (call holding the lock)."""
+        crowded = len(self._queue) >= MAX_QUEUED  # run deferred jobs too: a fetch waits for room
         for item in self._queue:
-            if item.wanted is None or item.asked or self._fetching <= 0 or item.abandon.is_set():
+            if item.wanted is None or item.asked or self._fetching <= 0 or crowded or item.abandon.is_set():
                 self._queue.remove(item)
                 self._running += 1
                 return item
@@ -152,11 +154,15 @@ class Uploads:
                     self._cond.notify_all()
 
     def _look_for_waiters(self, deferred: list[_Queued]) -> None:
+        """Mark the deferred jobs another node has asked for (one listing of `wanted/`)."""
+        if not deferred:
+            return
+        try:
+            asked = {key for key, _ in self._access.bucket.list(WANTED_PREFIX)}
+        except BucketUnavailableError:
+            return  # the jobs themselves will meet the outage
         for item in deferred:
-            try:
-                item.asked = item.wanted is not None and self._access.bucket.exists(item.wanted)
-            except BucketUnavailableError:
-                return  # the job itself will meet the outage
+            item.asked = item.wanted in asked
 
     def _run(self, item: _Queued) -> None:
         try:
