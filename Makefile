@@ -40,7 +40,7 @@ bench: $(STAMP)  ## every benchmark scenario; writes docs/benchmarks.md and its 
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.run
 
-bench-fleet: $(STAMP) rgw  ## N nodes with and without a shared Ceph bucket; writes docs/fleet-benchmark.md
+bench-fleet: $(STAMP) rgw  ## a fleet's cold start with and without a shared Ceph bucket (~5 min); writes docs/fleet-benchmark.md
 	$(BIN)/python -m benchmarks.fleet
 
 reliability: $(STAMP)  ## the reliability suite; regenerates docs/reliability.md from its counts
