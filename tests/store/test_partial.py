@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelfetch import IntegrityError, StorageError
-from modelfetch._store.partial import PartialBlob
+from modelfetch._store.partial import PartialBlob, partial_paths, peek_watermark
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -133,3 +133,23 @@ def test_created_files_respect_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (part.blob.stat().st_mode & 0o777) == 0o640
+
+
+def test_a_follower_reads_the_watermark_the_writer_recorded_and_nothing_planted(tmp_path: Path) -> None:
+    """peek_watermark sees the writer's mark; a link or a FIFO planted as the mark file reads as 0."""
+    blob = tmp_path / "blobs" / ("a" * 64)
+    blob.parent.mkdir()
+    partial = PartialBlob(tmp_path, blob, "a" * 64, 100)
+    partial.open()
+    partial.write_at(0, b"x" * 40, 40)
+    partial.close()
+    assert peek_watermark(tmp_path, blob) == 40
+    mark = partial_paths(blob)[1]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("00000000000000000099\n")
+    mark.unlink()
+    mark.symlink_to(elsewhere)
+    assert peek_watermark(tmp_path, blob) == 0
+    mark.unlink()
+    os.mkfifo(mark)
+    assert peek_watermark(tmp_path, blob) == 0  # and did not hang

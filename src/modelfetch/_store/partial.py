@@ -98,11 +98,7 @@ class PartialBlob:
 
     def _read_mark(self, default: int) -> int:
         with parent_folder(self.root, self.mark_path, create=False) as (folder, name):
-            data = folder.read_small(name, 64)
-        try:
-            return default if data is None else int(data.decode("ascii").strip() or 0)
-        except (UnicodeDecodeError, ValueError):
-            return default
+            return _parse_mark(folder.read_small(name, 64), default)
 
     def _start_hash(self) -> None:
         self._hashed = 0
@@ -268,13 +264,17 @@ def peek_watermark(root: Path, blob: Path) -> int:
     mark = partial_paths(blob)[1]
     try:
         with parent_folder(root, mark, create=False) as (folder, name):
-            data = folder.read_small(name, 64)
+            return _parse_mark(folder.read_small(name, 64), 0)
     except (OSError, StorageError):
         return 0
+
+
+def _parse_mark(data: bytes | None, default: int) -> int:
+    """The watermark a mark file holds (`default` if absent or not a number)."""
     try:
-        return 0 if data is None else int(data.decode("ascii").strip() or 0)
+        return default if data is None else int(data.decode("ascii").strip() or 0)
     except (UnicodeDecodeError, ValueError):
-        return 0
+        return default
 
 
 def verify_bytes(data: bytes, etag: str) -> None:
