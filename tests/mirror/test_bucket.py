@@ -105,3 +105,23 @@ def test_an_upload_whose_bytes_do_not_match_the_etag_stores_nothing(size: int) -
     bucket.upload("k", io.BytesIO(data), size=size, etag=right, part_size=5 << 20, on_chunk=lambda n: None)
     assert bucket.read("k") is not None
     assert bucket.read("k")[0] == data  # type: ignore[index]
+
+
+def test_a_bucket_servers_words_reach_messages_with_terminal_controls_escaped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error quoting the server's answer (an OSC title sequence, a bidi override) is escaped."""
+    bucket = Bucket.open("memory:///", timeout=5)
+
+    class Hostile:
+        def get(self, *args: object, **kwargs: object) -> None:
+            raise OSError("503: \x1b]0;owned\x07 try \u202egnp.exe")
+
+    monkeypatch.setattr(bucket, "_ob", Hostile())
+    with pytest.raises(BucketUnavailableError) as caught:
+        bucket.read("k")
+    message = str(caught.value)
+    assert "\x1b" not in message
+    assert "\u202e" not in message
+    assert "\x07" not in message
+    assert "\\x1b]0;owned\\x07" in message

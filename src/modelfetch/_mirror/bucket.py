@@ -23,6 +23,7 @@ from .._core.errors import (
     InvalidRequestError,
     SourceUnavailableError,
 )
+from .._core.text import printable
 from .._hubapi.spec import content_hasher
 
 if TYPE_CHECKING:
@@ -90,7 +91,8 @@ _AWS_VARIABLES = {
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    """obstore's error, first line, terminal controls escaped: it may quote the bucket server's answer."""
+    return printable((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
 
 
 class Bucket:
