@@ -216,12 +216,16 @@ class PartPublisher:
                     raise Abandoned
                 break
             outcome: dict[tuple[int, int], bool | BaseException] = {}
-            threads = [
-                threading.Thread(target=self._send_into, args=(outcome, fd, part), daemon=True)
-                for part in batch
-            ]
-            for thread in threads:
-                thread.start()
+            threads: list[threading.Thread] = []
+            for part in batch[1:]:
+                thread = threading.Thread(target=self._send_into, args=(outcome, fd, part), daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # the interpreter is exiting (3.12+ refuses new threads): inline
+                    self._send_into(outcome, fd, part)
+                else:
+                    threads.append(thread)
+            self._send_into(outcome, fd, batch[0])  # this thread sends one part itself
             for thread in threads:
                 thread.join()
             for part in batch:
