@@ -204,3 +204,24 @@ def test_close_timeout_must_be_seconds(bad: object) -> None:
     """A typed error names the option."""
     with pytest.raises(InvalidRequestError, match="close_timeout"):
         MirrorOptions(close_timeout=bad)  # type: ignore[arg-type]
+
+
+async def test_a_node_with_larger_parts_still_reads_a_blob_another_node_split(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    """Parts of 5 MiB written by one node are read by a node whose own part_size is 64 MiB."""
+    data = os.urandom(7 * MiB)
+    commit = fake_hub.add_files("org/model", {"model.bin": data})
+    bucket = _bucket()
+    first, second = _node(fake_hub, tmp_path, "a"), _node(fake_hub, tmp_path, "b")
+    async with MirrorSource(bucket=bucket, upstream=HttpHubSource(first), settings=first, options=PARTS) as m:
+        await m.resolve(AssetRef("org/model", "model.bin", commit))
+    assert [k for k in _keys(bucket) if k.startswith("parts/")]
+    large = MirrorOptions(part_size=64 * MiB)
+    async with MirrorSource(
+        bucket=bucket, upstream=HttpHubSource(second), settings=second, options=large
+    ) as m:
+        got = await m.resolve(AssetRef("org/model", "model.bin", commit))
+    assert got.path.read_bytes() == data
+    assert (m.stats().mirror_hits, m.stats().upstream_fetches) == (1, 0)
+    assert fake_hub.file_bytes_served() == len(data)

@@ -8,6 +8,7 @@ from .._core.errors import InvalidRequestError
 from .._core.validate import check_positive_int, check_seconds
 
 MiB = 1024 * 1024
+MIN_PART_SIZE = 5 * MiB  # S3's smallest multipart part; no node splits a blob into smaller parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class MirrorOptions:
         check_seconds("MirrorOptions.close_timeout", self.close_timeout, allow_zero=True)
         check_positive_int("MirrorOptions.part_size", self.part_size)
         check_positive_int("MirrorOptions.uploads", self.uploads)
-        if self.part_size < 5 * MiB:
+        if self.part_size < MIN_PART_SIZE:
             raise InvalidRequestError("MirrorOptions.part_size must be at least 5 MiB (the S3 minimum).")
 
 

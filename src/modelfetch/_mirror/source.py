@@ -54,7 +54,7 @@ from .claims import HeldClaim, Keeper, release_quietly, try_claim
 from .ingest import ingest, link_local
 from .keys import wanted_key
 from .manifests import Manifests
-from .options import MirrorOptions, MirrorStats
+from .options import MIN_PART_SIZE, MirrorOptions, MirrorStats
 from .parts import PartPublisher
 from .uploads import Uploads
 from .writeback import WriteBack
@@ -286,7 +286,7 @@ class MirrorSource(AsyncResource):
         A large blob not complete there keeps the parts read so far in its partial file.
         """
         watch = TransferWatch(ref, progress)
-        parts = entry.size > self.options.part_size
+        parts = entry.size > MIN_PART_SIZE  # a node with other options may have split it
         try:
             found, pulled = await self._access.run(
                 ingest, self._store, self.bucket, ref, commit, entry, watch, parts
