@@ -16,10 +16,10 @@ upload is complete, then releases it.
   started) and their claims are released (or lapse), so another node uploads instead.
 
 Threads, not tasks: a job outlives the task and even the event loop that started it (the
-sync facade closes its source from an `atexit` hook). Not a `ThreadPoolExecutor` either: it
-joins its workers before `atexit` hooks run and refuses new work from then on, so the
-facade's drain at exit could not reach the jobs; and the queue here needs its own rules
-(deferral, a bound that lets deferred jobs run).
+sync facade closes its source from an `atexit` hook). Not a `ThreadPoolExecutor` either: at
+exit it waits for all its queued work before `atexit` hooks run, with no bound, so
+`close_timeout` would not apply, and refuses new work from then on; and the queue here needs
+rules of its own (deferral, a bound that lets deferred jobs run).
 """
 
 from __future__ import annotations
